@@ -1,0 +1,233 @@
+"""Measure the book's performance budgets on this machine and print them as a markdown table.
+
+The budgets (see README.md, "Budgets"):
+
+- clean build of the whole book, executing every notebook: under 90 s; no-change rebuild: under 10 s;
+- each chapter notebook, executed on a fresh kernel: under 20 s;
+- each explorer callback at its default settings (compute + redraw with the Agg backend): median under 50 ms,
+  95th percentile under 100 ms.
+
+Explorers are found through the convention of ``gdlab.widgets``: ``EXPLORERS`` maps a name to an object with an
+``update`` callable and a ``defaults`` dict, and ``update(**defaults)`` returns a matplotlib Figure.
+
+Run it with the project's interpreter, from anywhere::
+
+    .venv/bin/python benchmarks/run.py                 # everything (the clean build deletes _build)
+    .venv/bin/python benchmarks/run.py --skip-build    # notebooks and explorers only
+    .venv/bin/python benchmarks/run.py --only explorers --calls 50 --json /tmp/bench.json
+
+The exit status is 1 if a measurement exceeds its budget or fails, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+
+BUILD_BUDGET_S = 90.0
+REBUILD_BUDGET_S = 10.0
+NOTEBOOK_BUDGET_S = 20.0
+EXPLORER_MEDIAN_BUDGET_MS = 50.0
+EXPLORER_P95_BUDGET_MS = 100.0
+WARMUP_CALLS = 2
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the report: what was measured, the result, the budget and the verdict."""
+
+    benchmark: str
+    measured: str
+    budget: str
+    status: str  # "ok", "OVER", "failed" or "n/a"
+    note: str = ""
+
+
+def jupyter_book_executable() -> str:
+    """The ``jupyter-book`` script next to the running interpreter, else the first one on PATH."""
+    local = Path(sys.executable).parent / "jupyter-book"
+    if local.exists():
+        return str(local)
+    found = shutil.which("jupyter-book")
+    if found is None:
+        raise FileNotFoundError("jupyter-book is not installed in this environment")
+    return found
+
+
+def timed_command(args: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run ``args`` in the repository root; return the wall time in seconds and the finished process."""
+    start = time.perf_counter()
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
+    return time.perf_counter() - start, proc
+
+
+def seconds_row(name: str, seconds: float, budget_s: float, note: str = "") -> Row:
+    """A row for a wall-time measurement against a budget in seconds."""
+    status = "ok" if seconds <= budget_s else "OVER"
+    return Row(name, f"{seconds:.1f} s", f"< {budget_s:g} s", status, note)
+
+
+def report_failure(name: str, proc: subprocess.CompletedProcess[str]) -> Row:
+    """Print the end of a failed command's output to stderr and return a 'failed' row."""
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-30:]
+    print(f"--- {name} failed (exit {proc.returncode}); last lines:", *tail, sep="\n", file=sys.stderr)
+    return Row(name, "-", "", "failed", f"exit status {proc.returncode}")
+
+
+def bench_build() -> list[Row]:
+    """Clean build (``jupyter-book clean . --all`` then ``build .``) and a no-change rebuild."""
+    jb = jupyter_book_executable()
+    _, proc = timed_command([jb, "clean", ".", "--all"])
+    if proc.returncode != 0:
+        return [report_failure("clean", proc)]
+    rows = []
+    for name, budget in (("clean build", BUILD_BUDGET_S), ("no-change rebuild", REBUILD_BUDGET_S)):
+        seconds, proc = timed_command([jb, "build", "."])
+        if proc.returncode != 0:
+            return [*rows, report_failure(name, proc)]
+        rows.append(seconds_row(name, seconds, budget))
+    return rows
+
+
+def execute_notebook(path: Path) -> float:
+    """Execute one notebook on a fresh kernel, with the notebook's folder as working directory; seconds."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    return time.perf_counter() - start
+
+
+def bench_notebooks() -> list[Row]:
+    """Wall time of every ``book/*.ipynb``, each on its own fresh kernel (kernel start-up included)."""
+    paths = sorted(BOOK.glob("*.ipynb"))
+    if not paths:
+        return [Row("notebooks", "-", f"< {NOTEBOOK_BUDGET_S:g} s each", "n/a", "no book/*.ipynb found")]
+    rows = []
+    for path in paths:
+        name = f"notebook {path.name}"
+        try:
+            rows.append(seconds_row(name, execute_notebook(path), NOTEBOOK_BUDGET_S))
+        except Exception as err:  # a failing cell: report it and go on with the other notebooks
+            rows.append(Row(name, "-", f"< {NOTEBOOK_BUDGET_S:g} s", "failed", type(err).__name__))
+    return rows
+
+
+def load_explorers() -> tuple[dict[str, object], str]:
+    """``gdlab.widgets.EXPLORERS`` (or an empty dict) and a note saying why it is empty."""
+    try:
+        import gdlab.widgets as widgets
+    except ImportError as err:
+        return {}, f"cannot import gdlab.widgets ({err})"
+    explorers = getattr(widgets, "EXPLORERS", None)
+    if not explorers:
+        return {}, "gdlab.widgets defines no EXPLORERS yet"
+    return dict(explorers), ""
+
+
+def time_callback(update: Callable[..., object], defaults: dict, calls: int) -> np.ndarray:
+    """Milliseconds for ``calls`` runs of update + draw + close, after WARMUP_CALLS untimed runs."""
+    import matplotlib.pyplot as plt
+
+    def once() -> None:
+        fig = update(**defaults)
+        fig.canvas.draw()
+        plt.close(fig)
+
+    for _ in range(WARMUP_CALLS):
+        once()
+    times = np.empty(calls)
+    for i in range(calls):
+        start = time.perf_counter()
+        once()
+        times[i] = time.perf_counter() - start
+    return 1e3 * times
+
+
+def explorer_row(name: str, times_ms: np.ndarray) -> Row:
+    """A row for one explorer: median and 95th percentile against their budgets."""
+    median, p95 = np.median(times_ms), np.percentile(times_ms, 95)
+    ok = median <= EXPLORER_MEDIAN_BUDGET_MS and p95 <= EXPLORER_P95_BUDGET_MS
+    return Row(
+        f"explorer {name}",
+        f"median {median:.1f} ms, p95 {p95:.1f} ms",
+        f"< {EXPLORER_MEDIAN_BUDGET_MS:g} ms, < {EXPLORER_P95_BUDGET_MS:g} ms",
+        "ok" if ok else "OVER",
+        f"{times_ms.size} calls",
+    )
+
+
+def bench_explorers(calls: int) -> list[Row]:
+    """Time every registered explorer callback at its default settings with the Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    explorers, why_empty = load_explorers()
+    if not explorers:
+        budget = f"< {EXPLORER_MEDIAN_BUDGET_MS:g} ms, < {EXPLORER_P95_BUDGET_MS:g} ms"
+        return [Row("explorers", "-", budget, "n/a", why_empty)]
+    rows = []
+    for name, explorer in sorted(explorers.items()):
+        try:
+            times_ms = time_callback(explorer.update, dict(explorer.defaults), calls)
+        except Exception as err:  # report a broken explorer and go on with the others
+            rows.append(Row(f"explorer {name}", "-", "", "failed", f"{type(err).__name__}: {err}"))
+            continue
+        rows.append(explorer_row(name, times_ms))
+    return rows
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """The rows as a markdown table."""
+    lines = ["| benchmark | measured | budget | status | note |", "|---|---|---|---|---|"]
+    lines += [f"| {r.benchmark} | {r.measured} | {r.budget} | {r.status} | {r.note} |" for r in rows]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-build", action="store_true", help="skip the clean build and the rebuild")
+    parser.add_argument("--only", choices=["build", "notebooks", "explorers"], help="run one group only")
+    parser.add_argument("--calls", type=int, default=25, help="timed calls per explorer (at least 25)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON to PATH")
+    args = parser.parse_args(argv)
+    if args.calls < 25:
+        parser.error("--calls must be at least 25")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected benchmarks, print the table, optionally write JSON; 1 if any budget is missed."""
+    args = parse_args(argv)
+    groups = {
+        "build": bench_build,
+        "notebooks": bench_notebooks,
+        "explorers": lambda: bench_explorers(args.calls),
+    }
+    selected = [args.only] if args.only else [g for g in groups if not (g == "build" and args.skip_build)]
+    rows = [row for group in selected for row in groups[group]()]
+    print(markdown_table(rows))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    return 1 if any(r.status in ("OVER", "failed") for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

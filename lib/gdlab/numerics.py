@@ -1,0 +1,86 @@
+"""Numerical tools used to check the book's calculus (compute layer).
+
+Central finite differences for gradients, Hessian-vector products and the sharpness ``lambda_max(Hess f)``,
+relative errors, and log-log slope fits. Every hand-derived gradient in gdlab is compared with
+:func:`fd_grad` in ``tests/``; the chapters use the same functions in their "check it" cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator, eigsh
+
+from ._checks import as_array, as_float, as_rng
+
+
+def fd_grad(f: Callable[[np.ndarray], float], w, h: float = 1e-6) -> np.ndarray:
+    """Central finite-difference gradient ``(f(w + h e_i) - f(w - h e_i)) / (2h)``; ``w`` (p,) -> (p,).
+
+    Truncation error O(h^2) for smooth ``f``; 2p evaluations of ``f``.
+    """
+    w = as_array("w", w, ndim=1)
+    h = as_float("h", h)
+    g = np.empty_like(w)
+    for i in range(w.size):
+        e = np.zeros_like(w)
+        e[i] = h
+        g[i] = (f(w + e) - f(w - e)) / (2.0 * h)
+    return g
+
+
+def relative_error(a, b) -> float:
+    """``|a - b| / max(|a|, |b|)`` in the Euclidean norm (0 when both are zero)."""
+    a = np.asarray(a, dtype=float).ravel()
+    b = np.asarray(b, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same size; got {a.size} and {b.size}")
+    scale = max(np.linalg.norm(a), np.linalg.norm(b))
+    return 0.0 if scale == 0.0 else float(np.linalg.norm(a - b) / scale)
+
+
+def hvp_fd(grad: Callable[[np.ndarray], np.ndarray], w, v, h: float = 1e-5) -> np.ndarray:
+    """Hessian-vector product ``Hess f(w) v`` by central differences of the gradient; ``w``, ``v`` (p,) -> (p,)."""
+    w = as_array("w", w, ndim=1)
+    v = as_array("v", v, shape=w.shape)
+    h = as_float("h", h)
+    return (np.asarray(grad(w + h * v)) - np.asarray(grad(w - h * v))) / (2.0 * h)
+
+
+def sharpness(grad: Callable[[np.ndarray], np.ndarray], w, seed=0, h: float = 1e-5, tol: float = 1e-8) -> float:
+    """Largest Hessian eigenvalue ``lambda_max(Hess f(w))`` (the local smoothness constant; chapters 2 and 7).
+
+    Lanczos (``scipy.sparse.linalg.eigsh``) on finite-difference Hessian-vector products; the start vector comes
+    from ``seed`` so the result is reproducible. For p <= 2 the Hessian is formed column by column instead.
+    """
+    w = as_array("w", w, ndim=1)
+    p = w.size
+    if p <= 2:
+        H = np.column_stack([hvp_fd(grad, w, e, h) for e in np.eye(p)])
+        return float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
+    op = LinearOperator((p, p), matvec=lambda v: hvp_fd(grad, w, np.ravel(v), h), dtype=float)
+    v0 = as_rng(seed).normal(size=p)
+    return float(eigsh(op, k=1, which="LA", v0=v0, tol=tol, return_eigenvectors=False)[0])
+
+
+class PowerLaw(NamedTuple):
+    """A fit ``y ~ C x^slope`` on a log-log scale: ``slope``, ``log_c`` (natural log of C), ``r2`` of the fit."""
+
+    slope: float
+    log_c: float
+    r2: float
+
+
+def loglog_slope(x, y) -> PowerLaw:
+    """Least-squares fit of ``log y = slope log x + log_c`` (x, y positive 1-D arrays of equal length >= 2)."""
+    x = as_array("x", x, ndim=1)
+    y = as_array("y", y, shape=x.shape)
+    if x.size < 2 or np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("x and y must hold at least 2 positive values each")
+    lx, ly = np.log(x), np.log(y)
+    slope, log_c = np.polyfit(lx, ly, 1)
+    resid = ly - (slope * lx + log_c)
+    ss = float(np.sum((ly - ly.mean()) ** 2))
+    return PowerLaw(float(slope), float(log_c), 1.0 - float(resid @ resid) / ss if ss > 0 else 1.0)
