@@ -33,4 +33,5 @@ def steps_to_stationary_bound(eps: float, L: float, eta: float, f0: float, f_sta
     if f_star > f0:
         raise ValueError(f"f_star must be <= f0 = {f0}; got {f_star}")
     omega = descent_omega(eta, L)
-    return np.inf if omega <= 0 else L * (f0 - f_star) / (eps**2 * omega)
+    # test eta against 2 / L as well: omega can round to a tiny positive number at eta = 2 / L
+    return np.inf if omega <= 0 or eta >= 2.0 / L else L * (f0 - f_star) / (eps**2 * omega)

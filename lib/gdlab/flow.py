@@ -4,8 +4,9 @@ Both integrators take a ``loss_grad(w) -> (f(w), grad f(w))`` callable (for inst
 and return a :class:`Trajectory`: times, loss, gradient norm, distance from ``w0``, path length and energy
 (Definition 0.4 of :cite:`gelada2024`), the recorded parameters, and whether the run diverged.
 
-* :func:`gradient_flow` solves ``gamma' = -grad f(gamma)`` with ``scipy.integrate.solve_ivp`` (adaptive
-  Dormand-Prince 8(5,3) by default, :cite:`dormand1980family`) on the augmented state ``(w, len, en)`` with
+* :func:`gradient_flow` solves ``gamma' = -grad f(gamma)`` with the adaptive solvers behind ``scipy.integrate.solve_ivp``
+  (Dormand-Prince 8(5,3) by default, :cite:`dormand1980family`), stepped one step at a time so that every step can
+  check for divergence and an evaluation budget, on the augmented state ``(w, len, en)`` with
   ``len' = |grad f|`` and ``en' = |grad f|^2``, so length and energy are integrated to the stated tolerances.
 * :func:`gradient_descent` iterates ``w_{k+1} = w_k - eta_k grad f(w_k)``; its "time" is ``t_k = eta_0 + ... + eta_{k-1}``,
   its length ``sum eta_k |grad f(w_k)|`` and its energy ``sum |w_{k+1} - w_k|^2 / eta_k = sum eta_k |grad f(w_k)|^2``,
@@ -21,11 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy import integrate
+from scipy.optimize import brentq
 
 from ._checks import as_array, as_float, as_int
 
 LossGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+#: The adaptive solvers of ``scipy.integrate`` that :func:`gradient_flow` can use.
+_SOLVERS = {name: getattr(integrate, name) for name in ("RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA")}
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class Trajectory:
     diverged_time : the time at which divergence was detected, else ``None``.
     message : a one-line human-readable account of how the run ended.
     method : ``"flow"`` or ``"descent"``.
+    status : ``"completed"``, ``"diverged"``, or why a flow stopped early: ``"min_loss"``, ``"max_evals"``.
     """
 
     t: np.ndarray
@@ -59,6 +65,7 @@ class Trajectory:
     diverged_time: float | None
     message: str
     method: str
+    status: str = "completed"
 
     @property
     def final_loss(self) -> float:
@@ -102,6 +109,7 @@ def gradient_flow(
     method: str = "DOP853",
     max_loss: float | None = None,
     min_loss: float | None = None,
+    max_evals: int = 200_000,
 ) -> Trajectory:
     """Solve the gradient flow ``gamma(0) = w0``, ``gamma'(t) = -grad f(gamma(t))`` on ``[0, t_max]`` (chapter 2, Def. 0.6).
 
@@ -111,21 +119,28 @@ def gradient_flow(
     w0 : (p,) initial point.
     t_max : final time, > 0.
     t_eval : increasing times in ``[0, t_max]`` to record, starting at 0 (default: ``n_eval`` equally spaced).
-    rtol, atol : tolerances passed to ``solve_ivp``; the energy identity holds to about ``rtol * l(0)``.
-    method : a ``solve_ivp`` method name (``"DOP853"``, ``"RK45"``, ``"LSODA"``, ...).
+    rtol, atol : tolerances of the adaptive solver; the energy identity holds to about ``rtol * l(0)``.
+    method : an explicit or implicit ``scipy.integrate`` solver class name (``"DOP853"``, ``"RK45"``, ``"LSODA"``, ...).
     max_loss : stop and report divergence if the loss exceeds this (default ``1e6 (1 + |f(w0)|)``).
-    min_loss : optionally stop once the loss falls below this value (the run is then not "diverged").
+    min_loss : optionally stop once the loss falls below this value (``status="min_loss"``, not diverged).
+    max_evals : stop (``status="max_evals"``, not diverged) after this many gradient evaluations. The ReLU loss
+        has a discontinuous gradient: when a hidden unit sits on its kink for one data point and is pushed
+        across it by another, the flow slides along the kink and an adaptive solver takes ever smaller steps.
 
     Returns
     -------
-    Trajectory with ``method="flow"``.
+    Trajectory with ``method="flow"``, recorded at the times of ``t_eval`` reached (dense output of each step),
+    plus the stopping point if the run ended early.
     """
     w0, f0, _, max_loss = _check_common(loss_grad, w0, max_loss)
     t_max = as_float("t_max", t_max)
     rtol = as_float("rtol", rtol, high=1.0)
     atol = as_float("atol", atol, high=1.0)
+    max_evals = as_int("max_evals", max_evals)
     if min_loss is not None:
         min_loss = as_float("min_loss", min_loss, low=0.0, low_open=False)
+    if method not in _SOLVERS:
+        raise ValueError(f"method must be one of {sorted(_SOLVERS)}; got {method!r}")
     if t_eval is None:
         t_eval = np.linspace(0.0, t_max, as_int("n_eval", n_eval, low=2))
     else:
@@ -137,63 +152,83 @@ def gradient_flow(
     def rhs(_t, z):
         _, g, ok = _safe_loss_grad(loss_grad, z[:p])
         if not ok:
-            return np.zeros_like(z)
+            return np.full_like(z, np.nan)
         gg = float(g @ g)
         return np.concatenate([-g, [np.sqrt(gg), gg]])
 
-    def blow_up(_t, z):
-        f, _, ok = _safe_loss_grad(loss_grad, z[:p])
-        return max_loss - f if ok else -1.0
-
-    blow_up.terminal = True
-    events = [blow_up]
-    if min_loss is not None:
-
-        def reached_floor(_t, z):
-            return _safe_loss_grad(loss_grad, z[:p])[0] - min_loss
-
-        reached_floor.terminal = True
-        events.append(reached_floor)
-
     z0 = np.concatenate([w0, [0.0, 0.0]])
+    times, states = [0.0], [z0]
+    status, message = "completed", ""
     with np.errstate(all="ignore"):
-        sol = solve_ivp(rhs, (0.0, t_max), z0, method=method, t_eval=t_eval, rtol=rtol, atol=atol, events=events)
-    ts, Z = sol.t, sol.y.T
-    stopped_at = None
-    if sol.status == 1 and sol.t_events[0].size:
-        stopped_at = float(sol.t_events[0][0])
-        ts, Z = np.append(ts, stopped_at), np.vstack([Z, sol.y_events[0][0]])
-    elif sol.status == 1:  # reached min_loss: record the stopping point
-        t_stop = float(sol.t_events[1][0])
-        ts, Z = np.append(ts, t_stop), np.vstack([Z, sol.y_events[1][0]])
-    diverged = stopped_at is not None or sol.status == -1
+        solver = _SOLVERS[method](rhs, 0.0, z0, float(t_eval[-1]), rtol=rtol, atol=atol)
+        nxt = 1  # index of the next t_eval to record
+        while solver.status == "running":
+            solver.step()
+            if solver.status == "failed" or not np.all(np.isfinite(solver.y)):
+                status, message = "diverged", f"diverged at t = {solver.t:.4g}: the ODE solver failed ({solver.status})"
+                break
+            hi = np.searchsorted(t_eval, solver.t, side="right")
+            if hi > nxt:
+                interp = solver.dense_output()
+                times.extend(t_eval[nxt:hi])
+                states.extend(np.atleast_2d(interp(t_eval[nxt:hi]).T))
+                nxt = hi
+            f = _safe_loss_grad(loss_grad, solver.y[:p])[0]
+            if not np.isfinite(f) or f > max_loss:
+                status, message = "diverged", f"diverged at t = {solver.t:.4g}: loss exceeded {max_loss:.3g}"
+            elif min_loss is not None and f < min_loss:
+                status, message = "min_loss", f"stopped at t = {solver.t:.4g}: loss fell below min_loss = {min_loss:.3g}"
+            elif solver.nfev >= max_evals and solver.status == "running":
+                status = "max_evals"
+                message = (f"stopped at t = {solver.t:.4g} of {t_max:.4g}: {solver.nfev} evaluations reached max_evals "
+                           "(the flow is stiff here, e.g. sliding along a ReLU kink)")
+            if status != "completed":
+                t_stop, z_stop = solver.t, solver.y.copy()
+                if status in ("diverged", "min_loss") and np.isfinite(f):  # locate the crossing inside the step
+                    level = max_loss if status == "diverged" else min_loss
+                    t_stop, z_stop = _crossing(loss_grad, solver.dense_output(), solver.t_old, solver.t, level, p)
+                while len(times) > 1 and times[-1] >= t_stop:  # records the step made past the stopping time
+                    times.pop()
+                    states.pop()
+                times.append(t_stop)
+                states.append(z_stop)
+                message = message.replace(f"t = {solver.t:.4g}", f"t = {t_stop:.4g}", 1)
+                break
+    if status == "completed":
+        message = f"gradient flow to t = {t_eval[-1]:.4g} ({method}, rtol={rtol:g}, atol={atol:g}): {solver.nfev} evals"
+    ts, Z = np.array(times), np.array(states)
     W = Z[:, :p]
     losses, gnorms = _evaluate(loss_grad, W)
-    diverged = diverged or not np.all(np.isfinite(losses))
-    if stopped_at is not None:
-        message = f"diverged at t = {stopped_at:.4g}: loss exceeded {max_loss:.3g}"
-    elif sol.status == -1:
-        stopped_at = float(ts[-1]) if ts.size else 0.0
-        message = f"diverged at t = {stopped_at:.4g}: the ODE solver failed ({sol.message})"
-    elif sol.status == 1:
-        message = f"stopped at t = {ts[-1]:.4g}: loss fell below min_loss = {min_loss:.3g}"
-    else:
-        message = f"gradient flow to t = {t_max:.4g} ({method}, rtol={rtol:g}, atol={atol:g}): {sol.nfev} evaluations"
+    diverged = status == "diverged"
+    with np.errstate(all="ignore"):
+        dist = np.linalg.norm(W - w0, axis=1)
     return Trajectory(
         t=ts,
         steps=np.full(ts.shape, -1),
         w=W,
         loss=losses,
         grad_norm=gnorms,
-        dist=np.linalg.norm(W - w0, axis=1),
+        dist=dist,
         length=Z[:, p],
         energy=Z[:, p + 1],
         diverged=diverged,
         diverged_at=None,
-        diverged_time=stopped_at if diverged else None,
+        diverged_time=float(ts[-1]) if diverged else None,
         message=message,
         method="flow",
+        status=status,
     )
+
+
+def _crossing(loss_grad: LossGrad, interp, t_lo: float, t_hi: float, level: float, p: int) -> tuple[float, np.ndarray]:
+    """The time in ``[t_lo, t_hi]`` at which the loss along the step's dense output crosses ``level``, and the state."""
+
+    def gap(t):
+        return _safe_loss_grad(loss_grad, interp(t)[:p])[0] - level
+
+    a, b = gap(t_lo), gap(t_hi)
+    t = brentq(gap, t_lo, t_hi, xtol=1e-14, rtol=1e-12) if np.isfinite(a) and np.isfinite(b) and a * b < 0 else t_hi
+    return float(t), interp(t)
 
 
 def _evaluate(loss_grad: LossGrad, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +237,8 @@ def _evaluate(loss_grad: LossGrad, W: np.ndarray) -> tuple[np.ndarray, np.ndarra
     gnorms = np.empty(len(W))
     for i, w in enumerate(W):
         f, g, ok = _safe_loss_grad(loss_grad, w)
-        losses[i], gnorms[i] = (f, np.linalg.norm(g)) if ok else (np.inf, np.inf)
+        with np.errstate(all="ignore"):
+            losses[i], gnorms[i] = (f, np.linalg.norm(g)) if ok else (np.inf, np.inf)
     return losses, gnorms
 
 
@@ -250,7 +286,8 @@ def gradient_descent(
     t = length = energy = 0.0
     diverged_at = None
     for k in range(n_steps + 1):
-        gnorm = float(np.linalg.norm(g))
+        with np.errstate(all="ignore"):  # a finite gradient can still have an overflowing norm
+            gnorm = float(np.linalg.norm(g))
         if k % record_every == 0 or k == n_steps:
             for lst, val in zip((rec_k, rec_t, rec_w, rec_f, rec_g, rec_len, rec_en),
                                 (k, t, w, f, gnorm, length, energy), strict=True):
@@ -260,9 +297,10 @@ def gradient_descent(
         with np.errstate(all="ignore"):
             w = w - etas[k] * g
         f, g, ok = _safe_loss_grad(loss_grad, w)
-        t += etas[k]
-        length += etas[k] * gnorm
-        energy += etas[k] * gnorm**2
+        with np.errstate(all="ignore"):  # gnorm * gnorm, not gnorm**2: a float ** overflow raises OverflowError
+            t += etas[k]
+            length += etas[k] * gnorm
+            energy += etas[k] * (gnorm * gnorm)
         if not ok or not np.all(np.isfinite(w)) or f > max_loss:
             diverged_at = k + 1
             break
@@ -273,13 +311,15 @@ def gradient_descent(
     else:
         message = f"{n_steps} steps of gradient descent; final loss {f:.3g}"
     W = np.array(rec_w)
+    with np.errstate(all="ignore"):
+        dist = np.linalg.norm(W - w0, axis=1)
     return Trajectory(
         t=np.array(rec_t),
         steps=np.array(rec_k),
         w=W,
         loss=np.array(rec_f),
         grad_norm=np.array(rec_g),
-        dist=np.linalg.norm(W - w0, axis=1),
+        dist=dist,
         length=np.array(rec_len),
         energy=np.array(rec_en),
         diverged=diverged,
@@ -287,6 +327,7 @@ def gradient_descent(
         diverged_time=t if diverged else None,
         message=message,
         method="descent",
+        status="diverged" if diverged else "completed",
     )
 
 
@@ -354,3 +395,179 @@ def gd_flow_gap(loss_grad: LossGrad, w0, etas, t_max: float, *, rtol: float = 1e
         idx = np.searchsorted(flow.t, np.arange(n + 1) * eta - 1e-12 * eta)
         gaps.append(np.inf if gd.diverged else float(np.max(np.linalg.norm(gd.w - flow.w[idx], axis=1))))
     return FlowGap(eta=etas, gap=np.array(gaps))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Chapter 2 helpers: a quadratic with known smoothness constant, and tools to read trajectories
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuadraticProblem:
+    """``f(w) = (1/2) w^T H w`` with ``H = Q diag(eigenvalues) Q^T`` symmetric positive definite (chapter 2).
+
+    Attributes
+    ----------
+    eigenvalues : (d,) the eigenvalues of ``H``, increasing; ``L = eigenvalues[-1]`` is the smoothness constant
+        (the gradient ``H w`` is exactly L-Lipschitz) and ``mu = eigenvalues[0]`` the strong-convexity constant.
+    Q : (d, d) orthogonal matrix whose columns are the eigenvectors, in the order of ``eigenvalues``.
+    H : (d, d) the Hessian. The minimum is ``f* = 0`` at ``w = 0``.
+    """
+
+    eigenvalues: np.ndarray
+    Q: np.ndarray
+    H: np.ndarray
+
+    @property
+    def L(self) -> float:
+        """Smoothness constant ``lambda_max(H)``."""
+        return float(self.eigenvalues[-1])
+
+    @property
+    def mu(self) -> float:
+        """``lambda_min(H)``."""
+        return float(self.eigenvalues[0])
+
+    @property
+    def dim(self) -> int:
+        """Dimension ``d``."""
+        return self.eigenvalues.size
+
+    def loss_grad(self, w) -> tuple[float, np.ndarray]:
+        """``(f(w), H w)`` for ``w`` (d,)."""
+        g = self.H @ w
+        return 0.5 * float(w @ g), g
+
+    def coordinates(self, w) -> np.ndarray:
+        """Coordinates ``Q^T w`` in the eigenbasis; ``w`` (..., d) -> (..., d)."""
+        return np.asarray(w, dtype=float) @ self.Q
+
+    def flow(self, w0, t) -> np.ndarray:
+        """The exact gradient flow ``gamma(t) = Q exp(-t diag(eigenvalues)) Q^T w0`` at times ``t`` (T,) -> (T, d)."""
+        w0 = as_array("w0", w0, shape=(self.dim,))
+        t = as_array("t", t, ndim=1)
+        return (np.exp(-np.outer(t, self.eigenvalues)) * self.coordinates(w0)) @ self.Q.T
+
+    def descent_loss(self, w0, eta: float, n_steps: int) -> np.ndarray:
+        """Closed-form loss of gradient descent ``f(w_k) = (1/2) sum_i lambda_i c_i^2 (1 - eta lambda_i)^(2k)``,
+        ``k = 0..n_steps`` (``c = Q^T w0``); returns (n_steps + 1,). Values may overflow to ``inf`` (no warning).
+        """
+        w0 = as_array("w0", w0, shape=(self.dim,))
+        eta = as_float("eta", eta)
+        n_steps = as_int("n_steps", n_steps, low=0)
+        c = self.coordinates(w0)
+        k = np.arange(n_steps + 1)[:, None]
+        with np.errstate(all="ignore"):
+            factors = np.abs(1.0 - eta * self.eigenvalues) ** (2 * k)
+            return 0.5 * np.sum(self.eigenvalues * c**2 * factors, axis=1)
+
+
+def quadratic_problem(eigenvalues, seed) -> QuadraticProblem:
+    """A quadratic ``f(w) = (1/2) w^T H w`` with the given positive ``eigenvalues`` (d,) and Haar-random eigenvectors
+    (``scipy.stats.ortho_group``; ``seed`` a non-negative int or Generator). Chapter 2: a problem whose smoothness
+    constant ``L = max(eigenvalues)`` is known exactly, for the step-size regimes of gradient descent.
+    """
+    from scipy.stats import ortho_group
+
+    from ._checks import as_rng
+
+    lam = as_array("eigenvalues", eigenvalues, ndim=1)
+    if lam.size == 0 or np.any(lam <= 0):
+        raise ValueError("eigenvalues must be a non-empty 1-D array of positive numbers")
+    order = np.argsort(lam, kind="stable")
+    lam = lam[order]
+    rng = as_rng(seed)
+    Q = np.ones((1, 1)) if lam.size == 1 else ortho_group.rvs(lam.size, random_state=rng)
+    H = (Q * lam) @ Q.T
+    return QuadraticProblem(eigenvalues=lam, Q=Q, H=0.5 * (H + H.T))
+
+
+def thin_trajectory(traj: Trajectory, every: int) -> Trajectory:
+    """Keep every ``every``-th record of ``traj`` (always starting with the first); chapter 2 uses it to measure the
+    finite-difference residual of Result 1.2 at several record spacings from one flow solution.
+    """
+    if not isinstance(traj, Trajectory):
+        raise ValueError("traj must be a Trajectory")
+    every = as_int("every", every)
+    from dataclasses import replace
+
+    sl = slice(None, None, every)
+    return replace(traj, t=traj.t[sl], steps=traj.steps[sl], w=traj.w[sl], loss=traj.loss[sl],
+                   grad_norm=traj.grad_norm[sl], dist=traj.dist[sl], length=traj.length[sl], energy=traj.energy[sl])
+
+
+def switch_mask(traj: Trajectory, pattern: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Records (T,) bool whose three-point difference stencil contains a change of ``pattern(w)`` (chapter 2).
+
+    ``pattern`` maps a parameter vector (p,) to an array of any fixed shape, e.g. the ReLU activation pattern
+    ``M x > 0`` of an MLP. Where the pattern changes the gradient of a ReLU network jumps, so ``l'(t)`` jumps and the
+    finite-difference residual of Result 1.2 (:func:`flow_identities`) does not shrink with the record spacing there.
+    Record ``i`` is flagged if the pattern differs anywhere among records ``i - 1, i, i + 1`` (the first and last two
+    records use the one-sided stencil ``np.gradient`` uses at the ends).
+    """
+    if not isinstance(traj, Trajectory):
+        raise ValueError("traj must be a Trajectory")
+    if not callable(pattern):
+        raise ValueError("pattern must be a callable w -> array")
+    P = np.array([np.asarray(pattern(w)) for w in traj.w])
+    T = len(P)
+    changed = np.any((P[1:] != P[:-1]).reshape(T - 1, -1), axis=1) if T > 1 else np.zeros(0, bool)
+    mask = np.zeros(T, dtype=bool)
+    for j in np.flatnonzero(changed):  # a change between records j and j + 1
+        mask[j: j + 2] = True
+    if T >= 3:
+        mask[0] |= bool(np.any(changed[:2]))
+        mask[-1] |= bool(np.any(changed[-2:]))
+    return mask
+
+
+def steps_to_stationary(traj: Trajectory, eps: float) -> int | None:
+    """The first recorded step ``k`` with ``|grad f(w_k)| <= eps`` in a gradient-descent run, or ``None`` (chapter 2).
+
+    Compare with :func:`gdlab.bounds.steps_to_stationary_bound`. With ``record_every > 1`` the answer is the first
+    *recorded* such step, an upper bound on the true one.
+    """
+    if not isinstance(traj, Trajectory) or traj.method != "descent":
+        raise ValueError("traj must be a Trajectory returned by gradient_descent")
+    eps = as_float("eps", eps)
+    hits = np.flatnonzero(traj.grad_norm <= eps)
+    return int(traj.steps[hits[0]]) if hits.size else None
+
+
+def flow_interpolant(traj: Trajectory, loss_grad: LossGrad) -> Callable[[np.ndarray], np.ndarray]:
+    """The gradient flow of ``traj`` at arbitrary times: ``times (T',) -> w (T', p)`` (chapter 2 explorer).
+
+    Cubic Hermite interpolation between the records, using the exact velocities ``gamma' = -grad f(gamma)``
+    (error O(h^4) for record spacing h, O(h) across a ReLU kink, where the velocity jumps). Beyond the last record
+    the last point is returned: once the loss is ``l(T)``, Result 1.5 applied from time T bounds the further motion
+    over a time s by ``sqrt(s l(T))``, negligible when the run ended at a tiny loss. Times must be >= 0.
+    """
+    from scipy.interpolate import CubicHermiteSpline
+
+    if not isinstance(traj, Trajectory) or traj.method != "flow":
+        raise ValueError("traj must be a Trajectory returned by gradient_flow")
+    if not callable(loss_grad):
+        raise ValueError("loss_grad must be a callable w -> (f(w), grad f(w))")
+    V = -np.array([_safe_loss_grad(loss_grad, w)[1] for w in traj.w])
+    spline = CubicHermiteSpline(traj.t, traj.w, V, axis=0, extrapolate=False)
+    t_end = float(traj.t[-1])
+
+    def at(times) -> np.ndarray:
+        times = as_array("times", times, ndim=1)
+        if np.any(times < 0):
+            raise ValueError("times must be >= 0")
+        W = spline(np.minimum(times, t_end))
+        return W
+
+    return at
+
+
+def loss_increases(traj: Trajectory, floor: float = 0.0) -> np.ndarray:
+    """Recorded steps ``k`` at which the loss went up, ``f(w_k) > f(w_{k-1})``, ignoring records where both losses are
+    at or below ``floor`` (round-off level); returns an int array (chapter 2: monotone descent below 2/L).
+    """
+    if not isinstance(traj, Trajectory):
+        raise ValueError("traj must be a Trajectory")
+    floor = as_float("floor", floor, low=0.0, low_open=False)
+    up = (traj.loss[1:] > traj.loss[:-1]) & (np.maximum(traj.loss[1:], traj.loss[:-1]) > floor)
+    return traj.steps[1:][up] if traj.method == "descent" else np.flatnonzero(up) + 1

@@ -1,0 +1,177 @@
+"""numerics: finite differences, relative errors, Hessian-vector products, sharpness, power-law fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gdlab.numerics import fd_grad, hvp_fd, loglog_slope, relative_error, sharpness
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None)
+
+
+def _sym(rng, p):
+    A = rng.normal(size=(p, p))
+    return 0.5 * (A + A.T)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fd_grad on functions whose gradient we know
+# ---------------------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(p=st.integers(1, 8), seed=st.integers(0, 2**32 - 1))
+def test_fd_grad_polynomial(p, seed, grad_report):
+    """f(w) = w^T A w / 2 + b^T w + sum c_i w_i^3 has gradient A w + b + 3 c w^2 (A symmetric)."""
+    rng = np.random.default_rng(seed)
+    A, b, c, w = _sym(rng, p), rng.normal(size=p), rng.normal(size=p), rng.normal(size=p)
+
+    def f(v):
+        return 0.5 * v @ A @ v + b @ v + np.sum(c * v**3)
+
+    exact = A @ w + b + 3 * c * w**2
+    err = relative_error(fd_grad(f, w), exact)
+    grad_report("numerics.fd_grad (cubic polynomial, h=1e-6)", err)
+    assert err < 1e-8, f"fd_grad relative error {err:.2e}"
+
+
+def test_fd_grad_is_central_difference():
+    """On w^3 a central difference is exactly 3 w^2 + h^2 (a forward difference would be off by O(h))."""
+    w = np.array([0.5, -1.25, 2.0])
+    h = 1e-2
+    g = fd_grad(lambda v: float(np.sum(v**3)), w, h=h)
+    assert np.allclose(g, 3 * w**2 + h**2, rtol=0, atol=1e-11)
+    # exact for quadratics up to rounding
+    g = fd_grad(lambda v: float(v @ v), w, h=1e-3)
+    assert np.allclose(g, 2 * w, rtol=0, atol=1e-10)
+
+
+def test_fd_grad_bad_inputs():
+    with pytest.raises(ValueError, match="w must"):
+        fd_grad(np.sum, np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="w must"):
+        fd_grad(np.sum, [1.0, np.nan])
+    with pytest.raises(ValueError, match="h must"):
+        fd_grad(np.sum, np.zeros(2), h=0.0)
+    with pytest.raises(ValueError, match="h must"):
+        fd_grad(np.sum, np.zeros(2), h=-1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# relative_error
+# ---------------------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(p=st.integers(1, 10), seed=st.integers(0, 2**32 - 1))
+def test_relative_error_properties(p, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=p), rng.normal(size=p)
+    assert relative_error(a, a) == 0.0
+    assert relative_error(a, b) == relative_error(b, a)
+    assert relative_error(3.0 * a, 3.0 * b) == pytest.approx(relative_error(a, b), rel=1e-12)
+    assert 0.0 <= relative_error(a, b) <= 2.0
+    assert relative_error(a, -a) == pytest.approx(2.0)
+    assert relative_error(a, 0 * a) == pytest.approx(1.0)
+
+
+def test_relative_error_values():
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert relative_error([1.0, 0.0], [0.0, 1.0]) == pytest.approx(np.sqrt(2.0))
+    assert relative_error([1.0, 0.0], [1.0, 1e-3]) == pytest.approx(1e-3 / np.hypot(1.0, 1e-3))
+    # matrices are compared as flat vectors
+    assert relative_error(np.eye(2), np.eye(2).ravel()) == 0.0
+    with pytest.raises(ValueError, match="a and b"):
+        relative_error(np.zeros(3), np.zeros(4))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hessian-vector products and sharpness
+# ---------------------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(p=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))
+def test_hvp_fd_quadratic_and_quartic(p, seed, grad_report):
+    rng = np.random.default_rng(seed)
+    A, b, w, v = _sym(rng, p), rng.normal(size=p), rng.normal(size=p), rng.normal(size=p)
+    err = relative_error(hvp_fd(lambda u: A @ u + b, w, v), A @ v)
+    grad_report("numerics.hvp_fd vs exact Hessian (quadratic)", err)
+    assert err < 1e-8, f"hvp_fd relative error {err:.2e}"
+    # f = sum w^4 / 4 + w^T A w / 2: Hess = diag(3 w^2) + A, an O(h^2) = 1e-10 truncation error
+    err = relative_error(hvp_fd(lambda u: u**3 + A @ u, w, v), 3 * w**2 * v + A @ v)
+    grad_report("numerics.hvp_fd vs exact Hessian (quartic)", err)
+    assert err < 1e-7, f"hvp_fd relative error {err:.2e}"
+
+
+def test_hvp_fd_bad_inputs():
+    with pytest.raises(ValueError, match="v must"):
+        hvp_fd(lambda u: u, np.zeros(3), np.zeros(2))
+    with pytest.raises(ValueError, match="w must"):
+        hvp_fd(lambda u: u, np.zeros((3, 1)), np.zeros(3))
+    with pytest.raises(ValueError, match="h must"):
+        hvp_fd(lambda u: u, np.zeros(3), np.zeros(3), h=0)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 20])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sharpness_is_top_eigenvalue(p, seed, grad_report):
+    rng = np.random.default_rng(100 + seed)
+    A = _sym(rng, p)
+    w = rng.normal(size=p)
+    top = np.linalg.eigvalsh(A)[-1]
+    s = sharpness(lambda u: A @ u, w, seed=seed)
+    err = abs(s - top) / max(1.0, abs(top))
+    grad_report("numerics.sharpness vs eigvalsh", err)
+    assert err < 1e-7, f"sharpness {s!r} vs lambda_max {top!r}"
+    # reproducible bit for bit
+    assert sharpness(lambda u: A @ u, w, seed=seed) == s
+
+
+def test_sharpness_nonquadratic():
+    """f = sum w^4 / 4: Hess = diag(3 w^2), so the sharpness is 3 max w^2."""
+    w = np.array([0.3, -1.5, 0.7, 1.1])
+    assert sharpness(lambda u: u**3, w) == pytest.approx(3 * 1.5**2, rel=1e-7)
+
+
+def test_sharpness_bad_seed():
+    with pytest.raises(ValueError, match="seed"):
+        sharpness(lambda u: u, np.zeros(5), seed=-1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# loglog_slope
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slope", [-2.0, -0.5, 1.0, 2.0])
+def test_loglog_slope_exact_power_law(slope):
+    x = np.geomspace(1e-3, 10.0, 9)
+    fit = loglog_slope(x, 3.5 * x**slope)
+    assert fit.slope == pytest.approx(slope, abs=1e-12)
+    assert fit.log_c == pytest.approx(np.log(3.5), abs=1e-12)
+    assert fit.r2 == pytest.approx(1.0, abs=1e-12)
+
+
+def test_loglog_slope_noisy_fit_has_r2_below_one():
+    rng = np.random.default_rng(0)
+    x = np.geomspace(1.0, 100.0, 30)
+    y = x**-1.0 * np.exp(0.3 * rng.normal(size=30))
+    fit = loglog_slope(x, y)
+    assert 0.5 < fit.r2 < 1.0
+    assert fit.slope == pytest.approx(-1.0, abs=0.2)
+
+
+def test_loglog_slope_bad_inputs():
+    with pytest.raises(ValueError, match="x and y"):
+        loglog_slope([1.0, 2.0], [1.0, -1.0])
+    with pytest.raises(ValueError, match="x and y"):
+        loglog_slope([0.0, 2.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="x and y"):
+        loglog_slope([1.0], [1.0])
+    with pytest.raises(ValueError, match="y must"):
+        loglog_slope([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="x must"):
+        loglog_slope([1.0, np.nan], [1.0, 2.0])
