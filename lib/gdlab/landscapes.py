@@ -74,6 +74,19 @@ def segment_loss_closed_form(s) -> np.ndarray:
     return 2.0 * s**2 * (1.0 - s) ** 2
 
 
+def segment_loss_piecewise(s) -> np.ndarray:
+    """The loss on the whole line ``u(s) = s w + (1 - s) w'``, worked out by hand for every real ``s`` (chapter 1).
+
+    ``s`` is an array of any shape; the result has the same shape. The hidden pre-activations are
+    ``a(s) = (s, 1 - s)``: both units are on for s in [0, 1], where ``y = 2 s (1 - s)`` and ``f = 2 s^2 (1 - s)^2``;
+    outside [0, 1] exactly one unit is on, ``y = s (1 - s)`` and ``f = s^2 (1 - s)^2 / 2`` (the article's expression,
+    which therefore holds off the segment but not on it).
+    """
+    s = as_array("s", s)
+    both_on = (s >= 0.0) & (s <= 1.0)
+    return np.where(both_on, 2.0, 0.5) * s**2 * (1.0 - s) ** 2
+
+
 # ----------------------------------------------------------------------------------------------------------
 # 2-D landscapes
 # ----------------------------------------------------------------------------------------------------------
@@ -189,6 +202,33 @@ def lipschitz_on_box(landscape: Landscape, n: int = 201, h: float = 1e-5) -> flo
     H = np.stack(cols, axis=-1)
     H = 0.5 * (H + np.swapaxes(H, -1, -2))
     return float(np.max(np.abs(np.linalg.eigvalsh(H))))
+
+
+class HessianMin(NamedTuple):
+    """Smallest Hessian eigenvalue found on a grid: ``value`` (float) and the grid point ``where`` (2,) it occurs."""
+
+    value: float
+    where: np.ndarray
+
+
+def hessian_min_eig_on_box(landscape: Landscape, n: int = 201, h: float = 1e-5) -> HessianMin:
+    """Smallest eigenvalue of ``Hess f`` over an ``n x n`` grid covering the landscape's box (chapter 1).
+
+    The Hessian at each grid point (n, n, 2, 2) is formed by central differences of ``landscape.grad`` with step
+    ``h`` (error O(h^2) plus round-off O(eps / h)) and symmetrised. A negative ``value`` certifies that ``f`` is
+    not convex (a C^2 function is convex exactly when its Hessian is positive semi-definite everywhere).
+    """
+    if not isinstance(landscape, Landscape):
+        raise ValueError(f"landscape must be a Landscape (see get_landscape); got {type(landscape).__name__}")
+    n = as_int("n", n, low=2)
+    h = as_float("h", h, high=1e-2)
+    x0, x1, y0, y1 = landscape.box
+    W = np.stack(np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n)), axis=-1)
+    cols = [(landscape.grad(W + h * e) - landscape.grad(W - h * e)) / (2 * h) for e in np.eye(2)]
+    H = np.stack(cols, axis=-1)
+    lam = np.linalg.eigvalsh(0.5 * (H + np.swapaxes(H, -1, -2)))[..., 0]
+    i, j = np.unravel_index(np.argmin(lam), lam.shape)
+    return HessianMin(float(lam[i, j]), W[i, j].copy())
 
 
 class Paths(NamedTuple):

@@ -7,10 +7,29 @@ A diverged run is drawn up to its last finite point and labelled "diverged at st
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import contourpy
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter, LogLocator, MaxNLocator, NullLocator
 
+from ._checks import as_float, as_int
 from .flow import Trajectory
+from .landscapes import (
+    Grid,
+    Paths,
+    Slices,
+    descent_paths,
+    get_landscape,
+    landscape_grid,
+    lipschitz_on_box,
+    segment_loss,
+    segment_loss_closed_form,
+)
 
 #: Colours used consistently across the book: measured runs, bounds and the flow.
 COLORS = {"run": "#1f77b4", "flow": "#2ca02c", "bound": "#d62728", "bound2": "#9467bd", "gd": "#ff7f0e"}
@@ -39,4 +58,617 @@ def finite_part(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # --- chapter 1 -------------------------------------------------------------------------------------------
 
+# Chapter 1: the counterexample on its segment, random slices through an MLP loss, the 2-D landscapes with
+# gradient-descent paths and their health-ratio maps, and the figure of the chapter's explorer.
+
+
+def _fixed_figure(ncols: int, width: float, height: float, **margins):
+    """Like :func:`new_figure` but with fixed margins (``subplots_adjust`` keywords) instead of constrained layout.
+
+    Constrained layout measures every tick label on each draw, which dominated the drawing time of the chapter-1
+    figures; fixed margins keep the notebook and the explorer fast. Returns ``(fig, axes)``.
+    """
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    fig.subplots_adjust(**{"left": 0.1, "right": 0.97, "bottom": 0.14, "top": 0.9, "wspace": 0.3, **margins})
+    return fig, axes[0]
+
+
+@lru_cache(maxsize=16)
+def _landscape_grid_cached(name: str, n: int) -> Grid:
+    """:func:`gdlab.landscapes.landscape_grid` for a registered landscape, computed once per (name, n)."""
+    grid = landscape_grid(get_landscape(name), n)
+    for arr in grid:
+        arr.flags.writeable = False
+    return grid
+
+
+@lru_cache(maxsize=16)
+def _lipschitz_cached(name: str) -> float:
+    """:func:`gdlab.landscapes.lipschitz_on_box` for a registered landscape, computed once per name."""
+    return lipschitz_on_box(get_landscape(name))
+
+
+def _loss_levels(f: np.ndarray, n_levels: int = 14) -> np.ndarray:
+    """Contour levels at evenly spaced quantiles of the loss values ``f`` (so every region of the box gets lines)."""
+    return np.unique(np.quantile(f, np.linspace(0.01, 0.97, n_levels)))
+
+
+def _draw_contours(ax, name: str, n: int = 81) -> None:
+    """Loss contours of landscape ``name`` over its box on ``ax``, with the global minimiser marked."""
+    grid = _landscape_grid_cached(name, n)
+    ax.contour(grid.xs, grid.ys, grid.f, levels=_loss_levels(grid.f), colors="0.55", linewidths=0.7)
+    m = get_landscape(name).minimiser
+    ax.plot(m[0], m[1], marker="*", color="k", markersize=11, linestyle="none", zorder=5)
+    x0, x1, y0, y1 = get_landscape(name).box
+    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="$x$", ylabel="$y$", aspect="equal")
+
+
+def segment_figure(s_min: float = -0.5, s_max: float = 1.5, n: int = 401):
+    """Chapter 1: the counterexample's loss along the line ``u(s) = s w + (1 - s) w'`` for s in [s_min, s_max].
+
+    Draws the loss computed by the network (:func:`gdlab.landscapes.segment_loss`), the hand-derived
+    ``2 s^2 (1 - s)^2`` on [0, 1], the article's ``s^2 (1 - s)^2 / 2``, and the chord between the two zero-loss ends.
+    """
+    s_min = as_float("s_min", s_min, low=-np.inf)
+    s_max = as_float("s_max", s_max, low=s_min)
+    s = np.linspace(s_min, s_max, as_int("n", n, low=3))
+    fig, (ax,) = _fixed_figure(1, width=6.0, height=3.6)
+    ax.plot(s, segment_loss(s), color=COLORS["run"], lw=2.5, label="network: $f(u(s))$")
+    inside = (s >= 0) & (s <= 1)
+    ax.plot(s[inside], segment_loss_closed_form(s[inside]), color=COLORS["gd"], ls="--", lw=1.5,
+            label="$2 s^2 (1-s)^2$ (both units on)")
+    ax.plot(s, s**2 * (1 - s) ** 2 / 2, color=COLORS["bound2"], ls=":", lw=1.5, label="article: $s^2 (1-s)^2 / 2$")
+    ax.plot([0, 1], [0, 0], color=COLORS["bound"], lw=1.5, marker="o", label="chord between $w'$ and $w$")
+    ax.axvspan(0, 1, color="0.93", zorder=0)
+    ax.set(xlabel="$s$ (position on the line; $u(0) = w'$, $u(1) = w$)", ylabel="loss",
+           title="Loss along the line through two global minima")
+    ax.set_ylim(-0.02, 1.15 * float(np.max(segment_loss(s))))
+    ax.legend(fontsize=8, loc="upper center")
+    return fig
+
+
+def slices_figure(slices: Slices, max_curves: int = 12):
+    """Chapter 1: the loss of an MLP along random lines ``w0 + s d`` (a :class:`gdlab.landscapes.Slices`).
+
+    One curve per slice (at most ``max_curves``); lines with a positive concavity witness are drawn solid, the
+    others dashed; ``s = 0`` (the initialisation ``w0``) is marked.
+    """
+    if not isinstance(slices, Slices):
+        raise ValueError(f"slices must be a Slices result of random_slices; got {type(slices).__name__}")
+    max_curves = as_int("max_curves", max_curves)
+    fig, (ax,) = _fixed_figure(1, width=6.0, height=3.6, left=0.12)
+    cmap = plt.get_cmap("viridis")
+    count = min(max_curves, slices.loss.shape[0])
+    for j in range(count):
+        ax.plot(slices.s, slices.loss[j], color=cmap(j / max(count - 1, 1)), lw=1.2,
+                ls="-" if slices.concavity[j] > 0 else "--")
+    ax.axvline(0.0, color="0.4", lw=0.8, ls=":")
+    ax.annotate("$w_0$", xy=(0.0, ax.get_ylim()[1]), xytext=(3, -12), textcoords="offset points", fontsize=9)
+    ax.set(xlabel="$s$ (distance along the line, in units of $|w_0|$)", ylabel="loss $f(w_0 + s\\,d)$", yscale="log",
+           title=f"{count} random slices through an MLP loss")
+    return fig
+
+
+def descent_paths_figure(paths: dict, every: int = 1):
+    """Chapter 1: gradient-descent paths on 2-D landscapes, one panel per landscape.
+
+    ``paths`` maps a landscape name (a key of ``LANDSCAPES``) to the :class:`gdlab.landscapes.Paths` of
+    :func:`gdlab.landscapes.descent_paths` on it. Each panel shows the loss contours, every ``every``-th path
+    (thin lines from a dot at the start), and the end points (crosses).
+    """
+    if not isinstance(paths, dict) or not paths:
+        raise ValueError("paths must be a non-empty dict {landscape name: Paths}")
+    every = as_int("every", every)
+    fig, axes = _fixed_figure(len(paths), width=3.6, height=3.7, left=0.06, right=0.98, wspace=0.25)
+    for ax, (name, p) in zip(axes, paths.items(), strict=True):
+        if not isinstance(p, Paths):
+            raise ValueError(f"paths[{name!r}] must be a Paths result of descent_paths")
+        _draw_contours(ax, name)
+        W = p.w[:, ::every]
+        ax.plot(W[..., 0], W[..., 1], color=COLORS["run"], lw=0.6, alpha=0.6)
+        ax.plot(W[0, :, 0], W[0, :, 1], "o", color=COLORS["run"], markersize=2.5)
+        ax.plot(W[-1, :, 0], W[-1, :, 1], "x", color=COLORS["bound"], markersize=8, mew=2)
+        ax.set_title(f"{name}: {W.shape[1]} of {p.w.shape[1]} paths", fontsize=10)
+    return fig
+
+
+def health_maps_figure(names=("convex", "bulge", "trap"), n: int = 161):
+    """Chapter 1: maps of the health ratio ``|grad f|^2 / f`` (log10 colour scale) for the named landscapes.
+
+    The grid minimum of the ratio is printed in each panel's title and marked with a triangle.
+    """
+    names = list(names)
+    if not names:
+        raise ValueError("names must list at least one landscape")
+    n = as_int("n", n, low=2)
+    fig, axes = _fixed_figure(len(names), width=3.6, height=3.6, left=0.06, right=0.86, wspace=0.25)
+    for ax, name in zip(axes, names, strict=True):
+        grid = _landscape_grid_cached(name, n)
+        with np.errstate(divide="ignore"):
+            logr = np.log10(grid.ratio)
+        mesh = ax.pcolormesh(grid.xs, grid.ys, logr, cmap="magma", vmin=-4, vmax=1.5, shading="auto")
+        i, j = np.unravel_index(np.nanargmin(grid.ratio), grid.ratio.shape)
+        ax.plot(grid.xs[j], grid.ys[i], "^", color="cyan", markersize=8, mec="k")
+        ax.set(xlabel="$x$", ylabel="$y$", aspect="equal")
+        ax.set_title(f"{name}: min ratio {np.nanmin(grid.ratio):.2g}", fontsize=10)
+    cax = fig.add_axes((0.89, 0.18, 0.015, 0.66))
+    fig.colorbar(mesh, cax=cax, label="$\\log_{10}(|\\nabla f|^2 / f)$")
+    return fig
+
+
+@lru_cache(maxsize=16)
+def _contour_segments(name: str, n: int = 81) -> tuple[np.ndarray, ...]:
+    """Loss contour lines of landscape ``name`` as a tuple of (P, 2) polylines, computed once per (name, n).
+
+    The explorer redraws them as one ``LineCollection``, which is much cheaper than a fresh ``contour`` call.
+    """
+    grid = _landscape_grid_cached(name, n)
+    gen = contourpy.contour_generator(grid.xs, grid.ys, grid.f)
+    segs = [seg for level in _loss_levels(grid.f) for seg in gen.lines(level) if len(seg) > 1]
+    for seg in segs:
+        seg.flags.writeable = False
+    return tuple(segs)
+
+
+def _explorer_run(landscape: str, x0: float, y0: float, eta: float, n_steps: int):
+    """Run the chapter-1 explorer's gradient descent; returns ``(paths, lip)`` (checks every setting)."""
+    ls = get_landscape(landscape)
+    x0 = as_float("x0", x0, low=-np.inf)
+    y0 = as_float("y0", y0, low=-np.inf)
+    return descent_paths(ls, np.array([[x0, y0]]), eta, n_steps), _lipschitz_cached(landscape)
+
+
+class LandscapeExplorerView:
+    """The chapter-1 explorer's figure, built once and then updated in place.
+
+    Left panel: the gradient-descent path from ``(x0, y0)`` on the loss contours of a 2-D landscape (the square
+    of :data:`gdlab.landscapes.LANDSCAPES`, star: global minimiser). Right panel: the loss against the step on a
+    log scale. The figure title compares ``eta`` with the stability limit ``2 / L`` (L from
+    :func:`gdlab.landscapes.lipschitz_on_box`; chapter 2 explains the limit). A run that diverges (see
+    :func:`gdlab.landscapes.descent_paths`) is drawn up to its last finite point and labelled "diverged at step k".
+
+    Creating axes and tick labels is most of the cost of a fresh matplotlib figure, so an explorer callback keeps
+    one figure and only replaces its artists' data (the usual way to animate matplotlib): :meth:`update` returns
+    the *same* Figure on every call. The figure is built on the first update; pass ``fig`` to draw on a given
+    (empty) figure instead of a private one that pyplot does not manage. Use :func:`landscape_explorer_figure`
+    for an independent figure.
+    """
+
+    def __init__(self, fig: Figure | None = None):
+        self._fig = fig
+        self._built = False
+
+    def _build(self) -> None:
+        if self._fig is None:
+            self._fig = Figure(figsize=(7.8, 3.5))
+            FigureCanvasAgg(self._fig)
+        fig = self._fig
+        fig.set_size_inches(7.8, 3.5)
+        self._ax_path = ax_path = fig.add_axes((0.03, 0.06, 0.4, 0.8))
+        self._ax_loss = ax_loss = fig.add_axes((0.57, 0.16, 0.4, 0.7))
+        ax_path.set(xticks=[], yticks=[])
+        self._contours = LineCollection([], colors="0.6", linewidths=0.7)
+        ax_path.add_collection(self._contours)
+        (self._star,) = ax_path.plot([], [], marker="*", color="k", markersize=11, linestyle="none")
+        (self._path,) = ax_path.plot([], [], "-o", color=COLORS["run"], lw=1.2, markersize=2.5)
+        (self._start,) = ax_path.plot([], [], "o", color=COLORS["gd"], markersize=7)
+        (self._loss,) = ax_loss.plot([], [], color=COLORS["run"], lw=1.5)
+        ax_loss.set_yscale("log")
+        ax_loss.yaxis.set_major_locator(LogLocator(numticks=3))
+        ax_loss.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=True))
+        ax_loss.yaxis.set_minor_locator(NullLocator())
+        ax_loss.xaxis.set_major_locator(MaxNLocator(2, integer=True))
+        ax_loss.set(xlabel="step k", ylabel="loss f(w_k)")
+        self._title = fig.text(0.5, 0.93, "", ha="center", va="baseline", fontsize=10)
+        self._div_text = [ax.text(0.5, 0.5, "", transform=ax.transAxes, ha="center", va="center", visible=False,
+                                  color=COLORS["bound"], fontsize=12, weight="bold",
+                                  bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+                          for ax in (ax_path, ax_loss)]
+        self._shown_landscape = None
+        self._built = True
+
+    def update(self, landscape: str = "bulge", x0: float = 1.8, y0: float = 1.6, eta: float = 0.3,
+               n_steps: int = 60) -> Figure:
+        """Run gradient descent with these settings and redraw; returns the view's Figure (chapter 1 explorer)."""
+        paths, lip = _explorer_run(landscape, x0, y0, eta, n_steps)
+        if not self._built:
+            self._build()
+        if landscape != self._shown_landscape:
+            ls = get_landscape(landscape)
+            self._contours.set_segments(_contour_segments(landscape))
+            self._star.set_data([ls.minimiser[0]], [ls.minimiser[1]])
+            bx0, bx1, by0, by1 = ls.box
+            self._ax_path.set(xlim=(bx0, bx1), ylim=(by0, by1))
+            self._shown_landscape = landscape
+        k_div = int(paths.diverged_at[0])
+        w = paths.w[: (k_div if k_div >= 0 else n_steps) + 1, 0]
+        self._path.set_data(w[:, 0], w[:, 1])
+        self._start.set_data([w[0, 0]], [w[0, 1]])
+        steps, loss = finite_part(np.arange(n_steps + 1, dtype=float), paths.loss[:, 0])
+        self._loss.set_data(steps, loss)
+        lo, hi = (float(loss.min()), float(loss.max())) if loss.size else (1e-3, 1.0)
+        self._ax_loss.set(xlim=(0, n_steps), ylim=(lo / 3.0, hi * 3.0))
+        head = f"{landscape}, eta = {eta:.3g} (2/L = {2 / lip:.3g})"
+        if k_div >= 0:
+            msg = f"diverged at step {k_div}"
+            self._title.set(text=f"{head}: {msg}", color=COLORS["bound"])
+        else:
+            msg = ""
+            self._title.set(text=f"{head}: final loss {paths.loss[-1, 0]:.2g}", color="k")
+        for text in self._div_text:
+            text.set(text=msg, visible=k_div >= 0)
+        return self._fig
+
+
+def landscape_explorer_figure(landscape: str = "bulge", x0: float = 1.8, y0: float = 1.6, eta: float = 0.3,
+                              n_steps: int = 60):
+    """Chapter 1 explorer figure as a new, independent pyplot figure (see :class:`LandscapeExplorerView`).
+
+    Gradient descent with step ``eta`` from ``(x0, y0)`` for ``n_steps`` steps on the landscape called
+    ``landscape``: the path on the loss contours (left) and the loss curve on a log scale (right).
+    """
+    fig = plt.figure(figsize=(7.8, 3.5))
+    try:
+        return LandscapeExplorerView(fig).update(landscape, x0, y0, eta, n_steps)
+    except ValueError:
+        plt.close(fig)
+        raise
+
+
 # --- chapter 2 -------------------------------------------------------------------------------------------
+
+# Chapter 2: gradient flow against gradient descent. The figures of the notebook (Results 1.2-1.5 measured on an
+# MLP, the O(eta) distance between GD and the flow, step-size regimes, steps to an eps-stationary point against
+# the bound) and the figure of the chapter's explorer, with its cached problem set-ups.
+
+from typing import NamedTuple  # noqa: E402
+
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from . import flow as _flow  # noqa: E402
+from . import nets as _nets  # noqa: E402
+from . import numerics as _numerics  # noqa: E402
+
+#: The two-layer MLP of chapter 2 (same sizes and seeds as the notebook): m, k, n, data points, seeds.
+CH02_MLP = {"m": 4, "k": 32, "n": 2, "p": 3, "data_seed": 0, "init_seed": 100}
+#: The quadratic of chapter 2: eigenvalues (L = 1), seed of the eigenvectors, seed of the start.
+CH02_QUADRATIC = {"eigenvalues": (0.1, 0.16, 0.25, 0.4, 0.63, 1.0), "seed": 2, "w0_seed": 3}
+#: Ranges of the explorer's controls: eta * L and the number of steps.
+CH02_STEP_RANGE = (0.05, 8.0)
+CH02_STEPS_RANGE = (10, 300)
+_CH02_FLOW_T = 4.0  # the MLP flow is cached on [0, _CH02_FLOW_T]; see _ch02_setup
+
+
+def _ch02_axes(ncols: int, width: float = 4.3, height: float = 3.3, **margins):
+    """A row of ``ncols`` axes with fixed margins (fast to draw; no constrained layout). Returns ``(fig, axes)``."""
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    fig.subplots_adjust(**{"left": 0.09, "right": 0.98, "bottom": 0.15, "top": 0.88, "wspace": 0.28, **margins})
+    return fig, axes[0]
+
+
+class Ch02Setup(NamedTuple):
+    """A problem of the chapter-2 explorer: ``loss_grad``, start ``w0`` (p,), smoothness scale ``L`` (exact for the
+    quadratic, ``lambda_max(Hess f(w0))`` for the MLP), ``flow_at(times (T,)) -> (T, p)``, and a flow loss curve
+    ``flow_t``, ``flow_loss`` (for the quadratic: ``None``, computed in closed form when drawn)."""
+
+    name: str
+    loss_grad: object
+    w0: np.ndarray
+    L: float
+    L_name: str
+    flow_at: object
+    flow_t: np.ndarray | None
+    flow_loss: np.ndarray | None
+
+
+def ch02_mlp() -> tuple[_nets.MLPProblem, np.ndarray]:
+    """The MLP problem and its He initialisation ``w0`` used throughout chapter 2 (:data:`CH02_MLP`)."""
+    c = CH02_MLP
+    x, q = _nets.mlp_data(c["m"], c["n"], seed=c["data_seed"], p=c["p"])
+    M, N = _nets.mlp_init(c["m"], c["k"], c["n"], seed=c["init_seed"])
+    return _nets.MLPProblem(x, q, c["k"]), _nets.mlp_pack(M, N)
+
+
+def ch02_quadratic() -> tuple[_flow.QuadraticProblem, np.ndarray]:
+    """The quadratic of chapter 2 (:data:`CH02_QUADRATIC`) and its start ``w0`` (d,) ~ N(0, I)."""
+    c = CH02_QUADRATIC
+    quad = _flow.quadratic_problem(np.array(c["eigenvalues"]), c["seed"])
+    return quad, np.random.default_rng(c["w0_seed"]).normal(size=quad.dim)
+
+
+@lru_cache(maxsize=4)
+def _ch02_setup(problem: str) -> Ch02Setup:
+    """Set up ``problem`` ("MLP" or "quadratic") once: the flow does not depend on the step size, so it is cached.
+
+    The MLP flow is solved on [0, 4] (rtol 1e-10) and interpolated (:func:`gdlab.flow.flow_interpolant`); by then
+    its loss is at round-off level, so holding the last point for later times moves nothing visible (Result 1.5).
+    """
+    if problem == "quadratic":
+        quad, w0 = ch02_quadratic()
+        return Ch02Setup("quadratic", quad.loss_grad, w0, quad.L, "L (exact)", lambda t: quad.flow(w0, t), None, None)
+    if problem == "MLP":
+        prob, w0 = ch02_mlp()
+        L = _numerics.sharpness(lambda w: prob.loss_grad(w)[1], w0)
+        t_eval = np.unique(np.concatenate([np.linspace(0.0, 2.0, 801), np.linspace(2.0, _CH02_FLOW_T, 41)]))
+        traj = _flow.gradient_flow(prob.loss_grad, w0, _CH02_FLOW_T, t_eval=t_eval, rtol=1e-10, atol=1e-12)
+        for arr in (traj.t, traj.loss):
+            arr.flags.writeable = False
+        return Ch02Setup("MLP", prob.loss_grad, w0, L, "lambda_max(Hess f(w0))",
+                         _flow.flow_interpolant(traj, prob.loss_grad), traj.t, traj.loss)
+    raise ValueError(f"problem must be 'MLP' or 'quadratic'; got {problem!r}")
+
+
+def _plain_log(ax, which: str = "y") -> None:
+    """Log scale on the ``which`` axes ("x", "y" or "xy") with plain-text tick labels (``1e-05``).
+
+    Chapter-2 figures use no mathtext at all: parsing it dominated their drawing time.
+    """
+    for name in which:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        (ax.set_xscale if name == "x" else ax.set_yscale)("log")
+        axis.set_major_locator(LogLocator(base=10.0, numticks=6))
+        axis.set_major_formatter(LogFormatter(base=10.0, labelOnlyBase=True))
+        axis.set_minor_locator(NullLocator())
+
+
+def _ch02_run(problem: str, step: float, steps: int):
+    """Compute what the explorer draws: ``(setup, eta, gd, gap, tf, lf, df)`` (arrays of the GD run and the flow)."""
+    step = as_float("step", step, low=CH02_STEP_RANGE[0], high=CH02_STEP_RANGE[1], low_open=False)
+    steps = as_int("steps", steps, low=CH02_STEPS_RANGE[0], high=CH02_STEPS_RANGE[1])
+    setup = _ch02_setup(problem)
+    eta = step / setup.L
+    gd = _flow.gradient_descent(setup.loss_grad, setup.w0, eta, steps)
+    gap = np.linalg.norm(gd.w - setup.flow_at(gd.t), axis=1)
+    t_end = float(steps * eta)
+    if setup.flow_t is None:  # quadratic: closed form on a fine grid
+        tf = np.linspace(0.0, t_end, 241)
+        Wf = setup.flow_at(tf)
+        lf = np.array([setup.loss_grad(w)[0] for w in Wf])
+    else:  # MLP: the cached records up to t_end; past the cache the flow is held at its last point
+        keep = setup.flow_t <= t_end
+        tf, lf = setup.flow_t[keep], setup.flow_loss[keep]
+        if t_end > tf[-1]:
+            tf, lf = np.append(tf, t_end), np.append(lf, setup.flow_loss[-1])
+        Wf = setup.flow_at(tf)
+    return setup, eta, gd, gap, tf, lf, np.linalg.norm(Wf - setup.w0, axis=1)
+
+
+def _ascii_power_of_ten(value, _pos=None) -> str:
+    """Tick label ``1e-8`` for a power of ten (ASCII only), empty for anything else."""
+    if value <= 0:
+        return ""
+    exponent = np.log10(value)
+    return f"1e{int(round(exponent))}" if abs(exponent - round(exponent)) < 1e-6 else ""
+
+
+class GdFlowView:
+    """The chapter-2 explorer's figure, built once and updated in place (as :class:`LandscapeExplorerView`).
+
+    Left: loss against time ``t_k = k eta`` for gradient descent (orange, dots) and the flow (green). Right: the
+    distance ``|w_k - gamma(k eta)|`` between iterates and flow at equal time, k >= 1 (orange, dots), and the flow's
+    own distance from ``w0`` for scale (green, dashed); y ranges span at most 16 decades below the largest value.
+    Colours are explained in the chapter's text, not in legends: to keep a redraw within the explorer budget the
+    figure has few, short, ASCII texts (no legends, no axes titles, no mathtext). A diverged run is drawn up to its
+    last finite step and labelled "diverged at step k". :meth:`update` returns the same Figure on every call.
+    """
+
+    def __init__(self):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.fig = fig = Figure(figsize=(8.4, 3.3))  # not managed by pyplot
+        FigureCanvasAgg(fig)
+        self._axes = (fig.add_axes((0.08, 0.13, 0.39, 0.66)), fig.add_axes((0.59, 0.13, 0.39, 0.66)))
+        ax_l, ax_d = self._axes
+        (self._flow_loss,) = ax_l.plot([], [], color=COLORS["flow"], lw=2)
+        (self._gd_loss,) = ax_l.plot([], [], color=COLORS["gd"], marker="o", ms=2.5, lw=0.8)
+        (self._flow_dist,) = ax_d.plot([], [], color=COLORS["flow"], ls="--", lw=1.2)
+        (self._gd_gap,) = ax_d.plot([], [], color=COLORS["gd"], marker="o", ms=2.5, lw=0.8)
+        for ax in self._axes:
+            _plain_log(ax)
+            ax.yaxis.set_major_locator(LogLocator(base=10.0, numticks=3))
+            ax.yaxis.set_major_formatter(FuncFormatter(_ascii_power_of_ten))
+            ax.xaxis.set_major_locator(MaxNLocator(2))
+        # few, short texts instead of legends and titles: on a small machine every text costs ~1 ms per draw
+        fig.text(0.09, 0.82, "loss", fontsize=9)
+        fig.text(0.60, 0.82, "distance", fontsize=9)
+        fig.text(0.5, 0.02, "time t = k eta", ha="center", fontsize=9)
+        ax_d.tick_params(labelbottom=False)  # same time axis as the left panel
+        self._title = fig.text(0.5, 0.93, "", ha="center", fontsize=10)
+        self._div = [ax.text(0.5, 0.5, "", transform=ax.transAxes, ha="center", va="center", fontsize=13,
+                             color=COLORS["bound"], visible=False,
+                             bbox={"facecolor": "white", "edgecolor": COLORS["bound"]}) for ax in self._axes]
+
+    @staticmethod
+    def _set_log_ylim(ax, *ys) -> None:
+        vals = np.concatenate([y[np.isfinite(y) & (y > 0)] for y in ys])
+        lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (1e-3, 1.0)
+        lo = max(lo, 1e-16 * hi)  # below that, only round-off
+        ax.set_ylim(lo / 3.0, hi * 3.0)
+
+    def update(self, problem: str = "quadratic", step: float = 0.5, steps: int = 100):
+        """Run GD with ``eta = step / L`` for ``steps`` steps on ``problem`` and redraw; returns the Figure."""
+        setup, eta, gd, gap, tf, lf, df = _ch02_run(problem, step, steps)
+        self._flow_loss.set_data(*finite_part(tf, lf))
+        self._gd_loss.set_data(*finite_part(gd.t, gd.loss))
+        self._flow_dist.set_data(*finite_part(tf, df))
+        self._gd_gap.set_data(*finite_part(gd.t[1:], gap[1:]))  # k = 0: both at w0 (gap 0 up to round-off)
+        ax_l, ax_d = self._axes
+        self._set_log_ylim(ax_l, lf, gd.loss)
+        self._set_log_ylim(ax_d, df, gap[1:])
+        t_shown = float(gd.t[-1]) * 1.05 if gd.diverged else float(steps * eta)
+        for ax in self._axes:
+            ax.set_xlim(0.0, t_shown)
+        L_name = "L" if problem == "quadratic" else "lambda_max"
+        self._title.set_text(f"{problem}, eta {L_name} = {step:.3g}, eta = {eta:.3g}")
+        for text in self._div:
+            text.set(text=diverged_label(gd), visible=gd.diverged)
+        return self.fig
+
+
+_CH02_VIEW: list[GdFlowView] = []
+
+
+def gd_flow_explorer_figure(problem: str = "quadratic", step: float = 0.5, steps: int = 100):
+    """The chapter-2 explorer's callback: one shared :class:`GdFlowView`, updated in place (returns its Figure).
+
+    ``problem`` "quadratic" (exact L) or "MLP" (L = sharpness at w0); ``step`` = eta * L in [0.05, 8];
+    ``steps`` in [10, 300]. Use :func:`gd_flow_figure` for an independent figure.
+    """
+    if not _CH02_VIEW:
+        _CH02_VIEW.append(GdFlowView())
+    return _CH02_VIEW[0].update(problem, step, steps)
+
+
+def gd_flow_figure(problem: str = "quadratic", step: float = 0.5, steps: int = 100):
+    """Gradient descent against the gradient flow on a new, independent figure (see :class:`GdFlowView`)."""
+    return GdFlowView().update(problem, step, steps)
+
+
+def rate_residual_figure(traj: Trajectory, everies, pattern):
+    """Result 1.2 on a recorded flow: the relative residual ``|l'(t) + |grad f|^2| / |grad f|^2`` with ``l'`` from
+    finite differences of the records, for the record spacings ``traj`` thinned by each of ``everies``.
+
+    Left: the residual against t for the coarsest and finest spacing, records next to an activation-pattern change
+    (``pattern``, see :func:`gdlab.flow.switch_mask`) circled. Right: median and kink-record maximum against spacing.
+    """
+    fig, (ax_t, ax_h) = _ch02_axes(2)
+    hs, med, kink_max = [], [], []
+    everies = sorted(everies, reverse=True)
+    for i, every in enumerate(everies):
+        thin = _flow.thin_trajectory(traj, every)
+        ids = _flow.flow_identities(thin)
+        rel = np.abs(ids.rate_residual) / np.maximum(thin.grad_norm**2, np.finfo(float).tiny)
+        mask = _flow.switch_mask(thin, pattern)
+        hs.append(float(thin.t[1] - thin.t[0]))
+        med.append(float(np.median(rel)))
+        kink_max.append(float(rel[mask].max()) if mask.any() else np.nan)
+        if i in (0, len(everies) - 1):
+            color = COLORS["bound2"] if i == 0 else COLORS["run"]
+            ax_t.plot(*finite_part(thin.t, rel), color=color, lw=1, label=f"spacing h = {hs[-1]:.2g}")
+            ax_t.plot(thin.t[mask], rel[mask], "o", mfc="none", color=color, ms=6)
+    _plain_log(ax_t)
+    ax_t.set(xlabel="t", ylabel="|ℓ′(t) + |∇f|²| / |∇f|²")
+    ax_t.legend(fontsize=8, title="circles: kink records", title_fontsize=8)
+    hs, med = np.array(hs), np.array(med)
+    fit = _numerics.loglog_slope(hs, med)
+    ax_h.plot(hs, med, "o-", color=COLORS["run"], label=f"median (slope {fit.slope:.2f})")
+    ax_h.plot(hs, np.array(kink_max), "s--", color=COLORS["bound"], label="largest at a kink record")
+    ax_h.plot(hs, med[-1] * (hs / hs[-1]) ** 2, ":", color="0.4", label="∝ h²")
+    _plain_log(ax_h, "xy")
+    ax_h.set(xlabel="record spacing h", ylabel="relative residual")
+    ax_h.legend(fontsize=8)
+    return fig
+
+
+def flow_chain_figure(traj: Trajectory, rtols, energy_residuals):
+    """Results 1.3-1.5 on a flow. Left: the chain ``|gamma(t) - w0| <= len <= sqrt(t en) <= sqrt(t l(0))`` against t.
+    Right: the largest energy residual ``|en - (l(0) - l(t))|`` against the solver tolerance ``rtols`` (R,), with
+    ``rtol * l(0)`` for reference."""
+    fig, (ax_c, ax_e) = _ch02_axes(2)
+    t = traj.t
+    curves = [(traj.dist, "|γ(t) − w0|", COLORS["run"]), (traj.length, "len", COLORS["gd"]),
+              (np.sqrt(t * traj.energy), "√(t·en)", COLORS["bound2"]),
+              (np.sqrt(t * traj.loss[0]), "√(t·ℓ(0))", COLORS["bound"])]
+    for y, label, color in curves:
+        ax_c.plot(t, y, color=color, lw=1.6, label=label)
+    ax_c.set(xlabel="t", ylabel="distance", ylim=(0.0, 1.15 * float(np.sqrt(t[-1] * traj.loss[0]))))
+    ax_c.legend(fontsize=8, loc="upper left")
+    rtols = np.asarray(rtols, dtype=float)
+    res = np.asarray(energy_residuals, dtype=float)
+    ax_e.plot(rtols, res, "o-", color=COLORS["run"], label="max over t of |en − (ℓ(0) − ℓ(t))|")
+    ax_e.plot(rtols, rtols * traj.loss[0], ":", color="0.4", label="rtol · ℓ(0)")
+    _plain_log(ax_e, "xy")
+    ax_e.set(xlabel="solver tolerance rtol", ylabel="energy residual")
+    ax_e.legend(fontsize=8)
+    return fig
+
+
+def flow_gap_figure(gap: _flow.FlowGap, fit_last: int):
+    """``max_k |w_k - gamma(k eta)|`` against ``eta`` on log-log axes, with the slope fitted on the ``fit_last``
+    smallest step sizes and a slope-1 reference line (chapter 2: Euler's method is first order)."""
+    order = np.argsort(gap.eta)
+    eta, g = gap.eta[order], gap.gap[order]
+    fit = _numerics.loglog_slope(eta[:fit_last], g[:fit_last])
+    fig, (ax,) = _ch02_axes(1, width=5.0, left=0.15, right=0.96)
+    ax.plot(eta, g, "o", color=COLORS["gd"], label="measured")
+    ax.plot(eta[:fit_last], np.exp(fit.log_c) * eta[:fit_last] ** fit.slope, "-", color=COLORS["run"],
+            label=f"fit on the {fit_last} smallest: slope {fit.slope:.2f}")
+    ax.plot(eta, g[0] * eta / eta[0], ":", color="0.4", label="∝ η")
+    _plain_log(ax, "xy")
+    ax.set(xlabel="step size η", ylabel="max over k of |w_k − γ(kη)|")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def quadratic_regimes_figure(quad: _flow.QuadraticProblem, runs, max_steps: int = 40):
+    """Gradient descent on a quadratic for several step sizes (``runs``: list of descent Trajectories).
+
+    Left: loss against step. Right: the coordinate along the top eigenvector (eigenvalue L), divided by its start
+    value: it shrinks monotonically for ``eta L < 1``, flips sign every step for ``1 < eta L < 2`` and grows for
+    ``eta L > 2``. Diverged runs are labelled with their step.
+    """
+    fig, (ax_l, ax_c) = _ch02_axes(2)
+    colors = [COLORS["run"], COLORS["gd"], COLORS["bound"], COLORS["bound2"], COLORS["flow"]]
+    for traj, color in zip(runs, colors * 4, strict=False):
+        eta = traj.t[1] - traj.t[0] if traj.t.size > 1 else np.nan
+        label = f"η·L = {eta * quad.L:.2g}" + (f" ({diverged_label(traj)})" if traj.diverged else "")
+        k = traj.steps <= max_steps
+        ax_l.plot(*finite_part(traj.steps[k].astype(float), traj.loss[k]), color=color, marker="o", ms=2.5, lw=1,
+                  label=label)
+        c = quad.coordinates(traj.w[k])[:, -1]
+        ax_c.plot(traj.steps[k], c / c[0], color=color, marker="o", ms=2.5, lw=1, label=label)
+    _plain_log(ax_l)
+    ax_l.set(xlabel="step k", ylabel="loss", xlim=(0, max_steps))
+    ax_l.legend(fontsize=8)
+    ax_c.axhline(0.0, color="0.6", lw=0.8)
+    ax_c.set(xlabel="step k", ylabel="top-eigenvector coordinate / start", ylim=(-3, 3), xlim=(0, max_steps))
+    return fig
+
+
+def step_scan_figure(ratios, runs, show=()):
+    """Gradient descent on the MLP for step sizes ``eta = ratio * 2 / lambda_max(Hess f(w0))``.
+
+    ``ratios`` (R,) and ``runs`` (R descent Trajectories). Left: loss against step for the ratios in ``show``.
+    Right: final loss against the ratio; diverged runs are marked at the top with their step.
+    """
+    ratios = np.asarray(ratios, dtype=float)
+    fig, (ax_l, ax_r) = _ch02_axes(2)
+    colors = [COLORS["run"], COLORS["gd"], COLORS["bound2"], COLORS["flow"], COLORS["bound"], "0.3"]
+    shown = [i for i, r in enumerate(ratios) if any(np.isclose(r, s) for s in show)]
+    for i, color in zip(shown, colors * 4, strict=False):
+        tr = runs[i]
+        label = f"η = {ratios[i]:.3g} × 2/λmax" + (f" ({diverged_label(tr)})" if tr.diverged else "")
+        ax_l.plot(*finite_part(tr.steps.astype(float), tr.loss), color=color, lw=1.2, label=label)
+    _plain_log(ax_l)
+    ax_l.set(xlabel="step k", ylabel="loss")
+    ax_l.legend(fontsize=7)
+    final = np.array([tr.loss[-1] if not tr.diverged else np.nan for tr in runs])
+    ok = ~np.isnan(final)
+    ax_r.plot(ratios[ok], np.maximum(final[ok], 1e-300), "o", color=COLORS["run"], label="final loss")
+    _plain_log(ax_r)
+    top = np.nanmax(final) * 1e3 if ok.any() else 1.0
+    for r, tr in zip(ratios, runs, strict=True):
+        if tr.diverged:
+            ax_r.plot(r, top, "x", color=COLORS["bound"], ms=8)
+            ax_r.annotate(f"{tr.diverged_at}", (r, top), textcoords="offset points", xytext=(0, 6), ha="center",
+                          fontsize=7, color=COLORS["bound"])
+    ax_r.axvline(1.0, color="0.5", ls="--", lw=1)
+    ax_r.set(xlabel="η / (2/λmax(w0))", ylabel="final loss (×: diverged, at step)")
+    return fig
+
+
+def steps_bound_figure(eps, measured, bound, labels):
+    """Steps to ``|grad f| <= eps`` against ``eps`` (E,): ``measured`` and ``bound`` (S, E) for S settings named by
+    ``labels``; the bound ``T_eps`` of chapter 2 dashed, the measured counts solid, on log-log axes."""
+    eps = np.asarray(eps, dtype=float)
+    fig, (ax,) = _ch02_axes(1, width=5.2, left=0.14, right=0.97)
+    colors = [COLORS["run"], COLORS["gd"], COLORS["bound2"], COLORS["flow"], COLORS["bound"], "0.3"]
+    for m, b, label, color in zip(measured, bound, labels, colors * 4, strict=False):
+        ax.plot(eps, np.asarray(m, dtype=float), "o-", color=color, label=f"{label}: measured")
+        ax.plot(eps, np.asarray(b, dtype=float), "--", color=color, label=f"{label}: bound T_ε")
+    _plain_log(ax, "xy")
+    ax.set(xlabel="ε", ylabel="steps until |∇f| ≤ ε")
+    ax.invert_xaxis()
+    ax.legend(fontsize=7, ncol=2)
+    return fig

@@ -22,6 +22,7 @@ from IPython.display import display
 from matplotlib.figure import Figure
 
 from . import plots  # noqa: F401  (the layer below; chapter sections use it)
+from .landscapes import LANDSCAPES
 
 
 @dataclass(frozen=True)
@@ -76,4 +77,77 @@ def register(explorer: Explorer) -> Explorer:
 
 # --- chapter 1 -------------------------------------------------------------------------------------------
 
+# Chapter 1: gradient descent on the 2-D landscapes (convex, bulge, trap) from a start point chosen by the reader.
+
+_CH01_BOX = (
+    min(ls.box[0] for ls in LANDSCAPES.values()),
+    max(ls.box[1] for ls in LANDSCAPES.values()),
+    min(ls.box[2] for ls in LANDSCAPES.values()),
+    max(ls.box[3] for ls in LANDSCAPES.values()),
+)
+CH01_DEFAULTS = {"landscape": "bulge", "x0": 1.8, "y0": 1.6, "eta": 0.3, "n_steps": 60}
+
+
+def _ch01_controls() -> dict[str, widgets.Widget]:
+    """Controls of the chapter-1 explorer: landscape, start point, step size (log scale), number of steps."""
+    d = CH01_DEFAULTS
+    x_lo, x_hi, y_lo, y_hi = _CH01_BOX
+    style = {"description_width": "initial"}
+    common = {"continuous_update": False, "style": style}
+    return {
+        "landscape": widgets.Dropdown(options=list(LANDSCAPES), value=d["landscape"], description="landscape"),
+        "x0": widgets.FloatSlider(value=d["x0"], min=x_lo, max=x_hi, step=0.05, description="start x0", **common),
+        "y0": widgets.FloatSlider(value=d["y0"], min=y_lo, max=y_hi, step=0.05, description="start y0", **common),
+        "eta": widgets.FloatLogSlider(value=d["eta"], base=10, min=-3, max=0.5, step=0.05, readout_format=".3g",
+                                      description="step size eta", **common),
+        "n_steps": widgets.IntSlider(value=d["n_steps"], min=1, max=500, step=1, description="steps", **common),
+    }
+
+
+#: One persistent figure for the chapter-1 explorer: each callback updates it in place (fast; see
+#: :class:`gdlab.plots.LandscapeExplorerView`) and returns it.
+ch01_view = plots.LandscapeExplorerView()
+
+ch01_landscape = register(Explorer(
+    name="ch01 landscape",
+    chapter="1",
+    update=ch01_view.update,
+    defaults=dict(CH01_DEFAULTS),
+    controls=_ch01_controls,
+    description="Gradient descent on a convex, a non-convex but healthy ('bulge') and a trap landscape.",
+))
+
+
 # --- chapter 2 -------------------------------------------------------------------------------------------
+
+# Chapter 2: gradient descent against the gradient flow, on the chapter's MLP or on a quadratic with known L.
+# The step is set as eta * L (L = the quadratic's smoothness constant, or lambda_max(Hess f(w0)) for the MLP), so
+# that the threshold 2/L sits at 2 for both problems.
+
+CH02_DEFAULTS = {"problem": "quadratic", "step": 0.5, "steps": 100}
+
+
+def _ch02_controls() -> dict[str, widgets.Widget]:
+    """Controls of the chapter-2 explorer: problem, step size as eta * L (log scale), number of steps."""
+    import numpy as np
+
+    d = CH02_DEFAULTS
+    lo, hi = plots.CH02_STEP_RANGE
+    s_lo, s_hi = plots.CH02_STEPS_RANGE
+    common = {"continuous_update": False, "style": {"description_width": "initial"}}
+    return {
+        "problem": widgets.Dropdown(options=["quadratic", "MLP"], value=d["problem"], description="problem"),
+        "step": widgets.FloatLogSlider(value=d["step"], base=10, min=float(np.log10(lo)), max=float(np.log10(hi)),
+                                       step=0.02, readout_format=".3g", description="step size eta * L", **common),
+        "steps": widgets.IntSlider(value=d["steps"], min=s_lo, max=s_hi, step=5, description="steps", **common),
+    }
+
+
+ch02_gd_vs_flow = register(Explorer(
+    name="ch02 gd vs flow",
+    chapter="2",
+    update=plots.gd_flow_explorer_figure,
+    defaults=dict(CH02_DEFAULTS),
+    controls=_ch02_controls,
+    description="Gradient descent against the gradient flow: loss and distance at equal time, for eta * L up to 8.",
+))
