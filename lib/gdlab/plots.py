@@ -491,11 +491,11 @@ class GdFlowView:
         setup, eta, gd, gap, tf, lf, df = _ch02_run(problem, step, steps)
         self._flow_loss.set_data(*finite_part(tf, lf))
         self._gd_loss.set_data(*finite_part(gd.t, gd.loss))
-        self._flow_dist.set_data(*finite_part(tf, df))
+        self._flow_dist.set_data(*finite_part(tf[1:], df[1:]))  # t = 0: distance 0 up to round-off
         self._gd_gap.set_data(*finite_part(gd.t[1:], gap[1:]))  # k = 0: both at w0 (gap 0 up to round-off)
         ax_l, ax_d = self._axes
         self._set_log_ylim(ax_l, lf, gd.loss)
-        self._set_log_ylim(ax_d, df, gap[1:])
+        self._set_log_ylim(ax_d, df[1:], gap[1:])
         t_shown = float(gd.t[-1]) * 1.05 if gd.diverged else float(steps * eta)
         for ax in self._axes:
             ax.set_xlim(0.0, t_shown)
