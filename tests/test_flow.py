@@ -446,3 +446,14 @@ def test_flow_rejects_unknown_method_and_bad_budget():
         flow.gradient_flow(_quadratic(A), np.ones(2), 1.0, method="Euler")
     with pytest.raises(ValueError, match="max_evals"):
         flow.gradient_flow(_quadratic(A), np.ones(2), 1.0, max_evals=0)
+
+
+def test_descent_reports_an_overflowing_iterate_as_divergence():
+    """A step so large that the iterate itself overflows to inf is divergence, not a ValueError from the net's checks."""
+    x, q = nets.mlp_data(3, 2, seed=0)
+    M, N = nets.mlp_init(3, 8, 2, seed=1)
+    prob = nets.MLPProblem(x, q, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gd = flow.gradient_descent(prob.loss_grad, nets.mlp_pack(M, N), 1e308, 5)
+    assert gd.diverged and gd.diverged_at == 1 and "not finite" in gd.message

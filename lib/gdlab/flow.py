@@ -74,7 +74,13 @@ class Trajectory:
 
 
 def _safe_loss_grad(loss_grad: LossGrad, w: np.ndarray) -> tuple[float, np.ndarray, bool]:
-    """Evaluate ``loss_grad`` with floating-point warnings silenced; report whether the result is finite."""
+    """Evaluate ``loss_grad`` with floating-point warnings silenced; report whether the result is finite.
+
+    A non-finite ``w`` (an iterate that overflowed) is not passed to ``loss_grad``, whose argument checks would
+    reject it: it is reported as a non-finite loss, so that the caller declares divergence.
+    """
+    if not np.all(np.isfinite(w)):
+        return np.inf, np.full_like(w, np.nan), False
     with np.errstate(all="ignore"):
         f, g = loss_grad(w)
         g = np.asarray(g, dtype=float)

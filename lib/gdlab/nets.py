@@ -142,7 +142,11 @@ def mlp_grad(M, N, x, q) -> MLPGrad:
     Backward rules, side by side with the forward pass: ``y^ = y - q``, ``b^ = N^T y^``,
     ``a^ = relu'(a) * b^`` (with ``relu'(0) = 0``), ``M^ = a^ x^T``, ``N^ = y^ b^T``.
     """
-    M, N, x, q = _check_mlp(M, N, x, q)
+    return _mlp_grad(*_check_mlp(M, N, x, q))
+
+
+def _mlp_grad(M: np.ndarray, N: np.ndarray, x: np.ndarray, q: np.ndarray) -> MLPGrad:
+    """:func:`mlp_grad` on arguments already checked (x, q as columns): the hot path of :class:`MLPProblem`."""
     a = M @ x
     b = np.maximum(a, 0.0)
     y_hat = N @ b - q
@@ -199,9 +203,9 @@ class MLPProblem:
         return mlp_loss(*self.unpack(w), self.x, self.q)
 
     def loss_grad(self, w) -> tuple[float, np.ndarray]:
-        """``(f(w), grad f(w))`` with the gradient as a flat vector."""
-        g = mlp_grad(*self.unpack(w), self.x, self.q)
-        return g.loss, pack([g.dM, g.dN])
+        """``(f(w), grad f(w))`` with the gradient as a flat vector (``x`` and ``q`` were checked at construction)."""
+        g = _mlp_grad(*self.unpack(w), self.x, self.q)
+        return g.loss, np.concatenate([g.dM.ravel(), g.dN.ravel()])
 
 
 # ----------------------------------------------------------------------------------------------------------

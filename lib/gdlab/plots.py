@@ -8,6 +8,7 @@ A diverged run is drawn up to its last finite point and labelled "diverged at st
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import contourpy
 import matplotlib.pyplot as plt
@@ -15,8 +16,11 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter, LogLocator, MaxNLocator, NullLocator
+from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocator, NullLocator
 
+from . import flow as _flow
+from . import nets as _nets
+from . import numerics as _numerics
 from ._checks import as_float, as_int
 from .flow import Trajectory
 from .landscapes import (
@@ -321,13 +325,8 @@ def landscape_explorer_figure(landscape: str = "bulge", x0: float = 1.8, y0: flo
 # MLP, the O(eta) distance between GD and the flow, step-size regimes, steps to an eps-stationary point against
 # the bound) and the figure of the chapter's explorer, with its cached problem set-ups.
 
-from typing import NamedTuple  # noqa: E402
 
-from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from . import flow as _flow  # noqa: E402
-from . import nets as _nets  # noqa: E402
-from . import numerics as _numerics  # noqa: E402
 
 #: The two-layer MLP of chapter 2 (same sizes and seeds as the notebook): m, k, n, data points, seeds.
 CH02_MLP = {"m": 4, "k": 32, "n": 2, "p": 3, "data_seed": 0, "init_seed": 100}
