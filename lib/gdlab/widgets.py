@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import display
 from matplotlib.figure import Figure
 
@@ -129,8 +130,6 @@ CH02_DEFAULTS = {"problem": "quadratic", "step": 0.5, "steps": 100}
 
 def _ch02_controls() -> dict[str, widgets.Widget]:
     """Controls of the chapter-2 explorer: problem, step size as eta * L (log scale), number of steps."""
-    import numpy as np
-
     d = CH02_DEFAULTS
     lo, hi = plots.CH02_STEP_RANGE
     s_lo, s_hi = plots.CH02_STEPS_RANGE
