@@ -3,6 +3,12 @@
 Every function takes result objects (or the arguments to compute them) and returns a
 ``matplotlib.figure.Figure``; none of them computes anything a notebook could not get from the compute layer.
 A diverged run is drawn up to its last finite point and labelled "diverged at step k" instead of a broken curve.
+
+Importing this module applies the book-wide figure style :data:`STYLE` to matplotlib's ``rcParams``: an opaque
+white background (the figures stay legible when the book or Jupyter Lab is shown in dark mode; a transparent PNG
+with black text would not), black text, moderate font sizes, and a colour cycle that starts with :data:`COLORS`.
+It sets no figure size or resolution, so figure sizes are those the functions ask for. Use
+``plt.style.context(plots.STYLE)`` to get the same look for figures drawn after another style was applied.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import contourpy
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -37,6 +44,34 @@ from .landscapes import (
 
 #: Colours used consistently across the book: measured runs, bounds and the flow.
 COLORS = {"run": "#1f77b4", "flow": "#2ca02c", "bound": "#d62728", "bound2": "#9467bd", "gd": "#ff7f0e"}
+
+#: The book-wide figure style (matplotlib rcParams), applied on import; see the module docstring.
+STYLE = {
+    # Opaque white everywhere a figure could otherwise be transparent or take a dark theme's colours.
+    "figure.facecolor": "white",
+    "figure.edgecolor": "white",
+    "savefig.facecolor": "white",
+    "savefig.edgecolor": "white",
+    "savefig.transparent": False,
+    "axes.facecolor": "white",
+    "legend.facecolor": "white",
+    "axes.edgecolor": "black",
+    "text.color": "black",
+    "axes.labelcolor": "black",
+    "xtick.color": "black",
+    "ytick.color": "black",
+    # Font sizes: 10 pt text and labels, titles no larger than labels, small ticks and legends.
+    "font.size": 10.0,
+    "axes.titlesize": "medium",
+    "axes.labelsize": "medium",
+    "xtick.labelsize": "small",
+    "ytick.labelsize": "small",
+    "legend.fontsize": "small",
+    # Lines not given a colour cycle through the book's colours first (the same as matplotlib's first five).
+    "axes.prop_cycle": mpl.cycler(color=[COLORS["run"], COLORS["gd"], COLORS["flow"], COLORS["bound"], COLORS["bound2"],
+                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]),
+}
+mpl.rcParams.update(STYLE)
 
 
 def new_figure(ncols: int = 1, width: float = 4.2, height: float = 3.4):

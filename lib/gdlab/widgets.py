@@ -7,8 +7,10 @@ explorer by name so that ``benchmarks/run.py`` can time the callbacks at their d
 
 Pattern used on every chapter page: the static page shows ``update(**defaults)`` (a real figure computed at
 build time) and the live controls come from ``live(explorer)`` in a cell whose output is removed from the
-HTML, so a reader of the static page never meets a slider that does nothing; the text tells them to run the
-notebook (locally with Jupyter Lab) to move the controls.
+HTML, so a reader of the static page never meets a slider that does nothing (and the build embeds no widget
+state). Between the two, a markdown cell ``:::{explorer-live}`` (book/_ext/gdlab_lite.py) tells them how to move the
+controls: a link that opens the chapter in the book's JupyterLite site (Python in the browser), and the notebook
+download for Jupyter Lab.
 """
 
 from __future__ import annotations

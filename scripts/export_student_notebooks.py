@@ -1,0 +1,130 @@
+"""Export the chapter notebooks without their solutions, for handing out to students.
+
+For each chapter notebook ``book/NN_name.ipynb`` this writes ``<output>/NN_name.ipynb`` (default output:
+``_build/student-notebooks/``) in which
+
+- every ``{solution}`` directive block in a markdown cell is removed (colon or backtick fences);
+- every gated solution, from its ``{solution-start}`` directive to the end of its ``{solution-end}`` directive, is
+  removed together with all the cells in between (markdown and code);
+- every output and execution count is cleared, so that no answer survives in a stored output.
+
+Everything else stays: the exercises, the TODO cells and the check cells that tell a student whether an answer is
+right (they print "not answered yet" until the TODO is filled in). Run from anywhere::
+
+    .venv/bin/python scripts/export_student_notebooks.py                      # all chapters
+    .venv/bin/python scripts/export_student_notebooks.py book/02_gradient_flow.ipynb --output /tmp/handout
+
+The exported notebooks import ``gdlab`` like the originals: students need the repository's environment (or
+``pip install`` of the library) to run them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+DEFAULT_OUTPUT = ROOT / "_build" / "student-notebooks"
+
+# The opening line of a MyST directive: a fence of 3+ colons, backticks or tildes, then {name}.
+_OPEN = re.compile(r"^\s*(?P<fence>:{3,}|`{3,}|~{3,})\{(?P<name>[A-Za-z0-9_:-]+)\}")
+
+
+class ExportError(ValueError):
+    """A notebook whose solution markup cannot be removed safely (e.g. a solution-start without its end)."""
+
+
+def _closing_line(lines: list[str], start: int, fence: str) -> int:
+    """Index of the line that closes the directive opened at ``lines[start]`` with ``fence``."""
+    char, length = fence[0], len(fence)
+    close = re.compile(rf"^\s*{re.escape(char)}{{{length},}}\s*$")
+    for j in range(start + 1, len(lines)):
+        if close.match(lines[j]):
+            return j
+    raise ExportError(f"directive opened with {fence!r} is never closed: {lines[start].strip()!r}")
+
+
+def strip_solutions(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
+    """Remove every solution from ``nb`` in place and clear all outputs; return ``(nb, number of solutions)``."""
+    kept = []
+    removed = 0
+    in_gate = False  # between a solution-start and its solution-end (possibly across cells)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            if not in_gate:
+                kept.append(cell)
+            continue
+        lines = cell.source.splitlines(keepends=True)
+        out: list[str] = []
+        i = 0
+        while i < len(lines):
+            match = _OPEN.match(lines[i])
+            name = match["name"] if match else None
+            if name in ("solution", "solution-start", "solution-end"):
+                if (name == "solution-end") != in_gate:
+                    raise ExportError(f"unbalanced gated solution at {lines[i].strip()!r}")
+                end = _closing_line(lines, i, match["fence"])
+                if name == "solution":
+                    removed += 1
+                elif name == "solution-start":
+                    removed += 1
+                    in_gate = True
+                else:
+                    in_gate = False
+                i = end + 1
+                continue
+            if not in_gate:
+                out.append(lines[i])
+            i += 1
+        text = re.sub(r"\n{3,}", "\n\n", "".join(out)).strip("\n")  # no double blank line where a block was
+        if text.strip():
+            cell.source = text
+            kept.append(cell)
+    if in_gate:
+        raise ExportError("a solution-start has no solution-end")
+    for cell in kept:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.get("metadata", {}).pop("execution", None)
+    nb.cells = kept
+    return nb, removed
+
+
+def export_notebook(source: Path, output_dir: Path) -> tuple[Path, int]:
+    """Write the student version of ``source`` into ``output_dir``; return its path and the solutions removed."""
+    nb = nbformat.read(source, as_version=4)
+    nb, removed = strip_solutions(nb)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    target = output_dir / source.name
+    nbformat.write(nb, target)
+    return target, removed
+
+
+def chapter_notebooks() -> list[Path]:
+    """The chapter notebooks of the book, ``book/NN_*.ipynb``, in order."""
+    return sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to export (default: every book/NN_*.ipynb)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"output folder (default: {DEFAULT_OUTPUT})")
+    args = parser.parse_args(argv)
+    sources = args.notebooks or chapter_notebooks()
+    if not sources:
+        print("no notebooks to export", file=sys.stderr)
+        return 1
+    for source in sources:
+        target, removed = export_notebook(source, args.output)
+        print(f"{source.name}: {removed} solution(s) removed -> {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

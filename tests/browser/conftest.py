@@ -1,0 +1,112 @@
+"""Fixtures for the browser tests of the built book: a local server, one Chromium, pages (see gdlab_browser.py).
+
+Without a built book, Chromium or Playwright the tests skip with the reason; with ``GDLAB_REQUIRE_BROWSER=1`` (set in
+CI after the book build) the skip becomes a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from gdlab_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    HTML_DIR,
+    Site,
+    Visit,
+    _QuietHandler,
+    discover_pages,
+    is_chapter,
+    open_page,
+    redirect_target,
+    skip_or_fail,
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: opens the built book in headless Chromium (needs _build/html)")
+    config.addinivalue_line("markers", "chapters_only: parametrize page_path over chapter pages (built from notebooks)")
+
+
+def pytest_generate_tests(metafunc):
+    if "page_path" not in metafunc.fixturenames:
+        return
+    pages = discover_pages()
+    if not pages:  # one placeholder, so that the `site` fixture can say why nothing ran
+        metafunc.parametrize("page_path", [pytest.param(None, id="no-built-book")])
+        return
+    chapter_only = metafunc.definition.get_closest_marker("chapters_only") is not None
+    params = []
+    for rel in pages:
+        if redirect_target(rel):
+            continue  # index.html: tested by test_root_redirect
+        if chapter_only and not is_chapter(rel):
+            continue
+        params.append(pytest.param(rel, id=rel))
+    metafunc.parametrize("page_path", params)
+
+
+@pytest.fixture(scope="session")
+def site():
+    """Serve the built book on a free port of 127.0.0.1 for the whole session."""
+    if not (HTML_DIR / "index.html").is_file():
+        skip_or_fail(
+            f"no built book at {HTML_DIR} (build it with `jupyter-book build .`, or point GDLAB_HTML_DIR at a build)"
+        )
+    handler = functools.partial(_QuietHandler, directory=str(HTML_DIR))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="book-http", daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    try:
+        yield Site(root=HTML_DIR, base=f"http://{host}:{port}/", netloc=f"{host}:{port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def browser(site):
+    """One headless Chromium for the whole session."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("playwright is not installed (pip install -r requirements.txt)")
+    chromium = shutil.which(CHROMIUM) or CHROMIUM
+    if not Path(chromium).is_file():
+        skip_or_fail(f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium; or set GDLAB_CHROMIUM)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="session")
+def _visits(browser):
+    cache: dict[str, Visit] = {}
+    yield cache
+    for visit in cache.values():
+        try:
+            visit.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def visit(page_path, site, browser, _visits) -> Visit:
+    """The page ``page_path``, loaded once per session and shared by the read-only checks."""
+    if page_path not in _visits:
+        _visits[page_path] = open_page(browser, site, page_path)
+    v = _visits[page_path]
+    if v.load_error:
+        pytest.fail(f"{page_path} did not load: {v.load_error}", pytrace=False)
+    return v

@@ -1,0 +1,158 @@
+"""Checks of the built site: offline pages, no dead controls, the JupyterLite site and the links to it.
+
+Most tests need a built book (``jupyter-book build .``): they are skipped, with that reason, when ``_build/html``
+does not exist, unless the environment variable ``GDLAB_REQUIRE_BUILDS=1`` is set (as in CI, after the clean
+build): then a missing build is a failure. The tests on the source notebooks always run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+LITE = HTML / "lite"
+ASSETS = HTML / "_static" / "gdlab-assets"
+CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
+EXTERNAL_HOSTS = ("cdn", "jsdelivr", "unpkg", "googleapis", "cdnjs", "thebe@")
+
+
+@pytest.fixture(scope="module")
+def html():
+    if not HTML.is_dir():
+        reason = "no built book in _build/html: run `jupyter-book build .` first"
+        if os.environ.get("GDLAB_REQUIRE_BUILDS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return HTML
+
+
+def book_pages(root: Path) -> list[Path]:
+    """Every HTML page of the book (not of the JupyterLite site, which is an application of its own)."""
+    return [p for p in root.rglob("*.html") if LITE not in p.parents]
+
+
+def has_explorer(nb_path: Path) -> bool:
+    nb = nbformat.read(nb_path, as_version=4)
+    return any(c.cell_type == "code" and "live(explorer)" in c.source for c in nb.cells)
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no chapter notebooks in book/"
+
+
+# --- source notebooks (no build needed) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
+def test_notebook_saved_without_widget_state(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    assert "widgets" not in nb.metadata, f"{nb_path.name}: save it without widget state (metadata.widgets)"
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
+def test_first_code_cell_installs_gdlab_in_jupyterlite(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code").source
+    assert 'if sys.platform == "emscripten":' in first and 'await piplite.install("gdlab")' in first
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
+def test_explorer_follows_the_pattern(nb_path):
+    """Default figure, then the `explorer-live` admonition, then `live(explorer)` with its output removed."""
+    nb = nbformat.read(nb_path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "live(explorer)" in cell.source:
+            assert "remove-output" in cell.metadata.get("tags", []), f"{nb_path.name}: tag the live cell remove-output"
+            assert nb.cells[i - 1].source.startswith(":::{explorer-live}"), f"{nb_path.name}: no explorer-live before it"
+            assert "explorer.update(**explorer.defaults)" in nb.cells[i - 2].source
+
+
+# --- offline pages ---------------------------------------------------------------------------------------
+
+TAG_URL = re.compile(r"<(script|link|img|iframe|source|audio|video|embed)\b[^>]*?\b(src|href)=\"((?:https?:)?//[^\"]*)\"",
+                     re.IGNORECASE | re.DOTALL)
+
+
+def test_no_page_loads_anything_from_another_host(html):
+    offenders = {}
+    for page in book_pages(html):
+        text = page.read_text(encoding="utf-8")
+        found = [m.group(3) for m in TAG_URL.finditer(text)]
+        found += [h for h in EXTERNAL_HOSTS if h in text.lower()]
+        if found:
+            offenders[str(page.relative_to(html))] = found
+    assert not offenders
+
+
+def test_no_widget_state_is_embedded(html):
+    pages = [p for p in book_pages(html) if "application/vnd.jupyter.widget-state+json" in p.read_text(encoding="utf-8")]
+    assert not pages, "widget state embedded (controls without a kernel) in " + ", ".join(p.name for p in pages)
+
+
+def test_math_uses_the_local_mathjax(html):
+    page = (html / "book" / f"{CHAPTERS[0].stem}.html").read_text(encoding="utf-8")
+    assert re.search(r'<script[^>]*src="\.\./_static/gdlab-assets/mathjax/tex-chtml\.js', page)
+    for asset in ("mathjax/tex-chtml.js", "mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff",
+                  "mathjax/input/tex/extensions/boldsymbol.js", "requirejs/require.js",
+                  "html-manager/embed-amd.js", "html-manager/libembed-amd.js", "html-manager/gdlab-shim.js"):
+        assert (ASSETS / asset).is_file(), asset
+
+
+# --- chapter pages: launch, download, explorer ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_page_links(html, nb_path):
+    name = nb_path.stem
+    page = (html / "book" / f"{name}.html").read_text(encoding="utf-8")
+    lite = f'href="../lite/lab/index.html?path=book/{name}.ipynb"'
+    assert lite in page, "no JupyterLite launch link"
+    assert f'href="https://colab.research.google.com/github/gdlab/gdlab-book/blob/main/book/{name}.ipynb"' in page
+    assert f"https://mybinder.org/v2/gh/gdlab/gdlab-book/main?urlpath=lab/tree/book/{name}.ipynb" in page
+    assert f'href="../_sources/book/{name}.ipynb"' in page, "no .ipynb download"
+    assert (html / "_sources" / "book" / f"{name}.ipynb").read_bytes() == nb_path.read_bytes(), \
+        "the .ipynb download is not the source notebook"
+    if has_explorer(nb_path):
+        assert "gdlab-explorer-live" in page and page.count(lite) >= 2, "explorer without its 'run live' admonition"
+        assert "widget-view+json" not in page, "a widget view (dead control) on the static page"
+
+
+# --- the JupyterLite site --------------------------------------------------------------------------------
+
+
+def test_lite_site_lists_every_chapter(html):
+    assert (LITE / "lab" / "index.html").is_file() and (LITE / "jupyter-lite.json").is_file()
+    listing = json.loads((LITE / "api" / "contents" / "book" / "all.json").read_text())
+    listed = {item["path"] for item in listing["content"]}
+    assert {f"book/{p.name}" for p in CHAPTERS} <= listed
+    for nb_path in CHAPTERS:
+        copy = nbformat.read(LITE / "files" / "book" / nb_path.name, as_version=4)
+        assert copy.metadata.kernelspec.name == "python"            # the Pyodide kernel
+        assert "piplite" in next(c for c in copy.cells if c.cell_type == "code").source
+
+
+def test_lite_site_ships_the_gdlab_wheel(html):
+    index = json.loads((LITE / "pypi" / "all.json").read_text())
+    assert "gdlab" in index
+    releases = [f for files in index["gdlab"]["releases"].values() for f in files]
+    wheel = LITE / "pypi" / releases[-1]["url"].removeprefix("./")
+    assert wheel.is_file()
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        assert "gdlab/widgets.py" in names and "gdlab/__init__.py" in names
+        metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    # Only lower bounds, all met by Pyodide's own numpy/scipy/matplotlib: piplite takes those, fetches nothing else.
+    requires = sorted(line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:"))
+    assert all(">=" in r and "<" not in r.replace(">=", "") for r in requires), requires
+
+
+def test_lite_site_has_the_widgets_extension(html):
+    assert (LITE / "extensions" / "@jupyter-widgets" / "jupyterlab-manager").is_dir()
