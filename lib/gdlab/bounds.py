@@ -6,6 +6,9 @@ Chapter 2: the descent lemma and the iteration bound ``T_eps`` for gradient desc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import numpy as np
 
 from ._checks import as_float
@@ -35,3 +38,400 @@ def steps_to_stationary_bound(eps: float, L: float, eta: float, f0: float, f_sta
     omega = descent_omega(eta, L)
     # test eta against 2 / L as well: omega can round to a tiny positive number at eta = 2 / L
     return np.inf if omega <= 0 or eta >= 2.0 / L else L * (f0 - f_star) / (eps**2 * omega)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Chapter 3: learning health and the loss bounds of the two-layer network on one data point (:cite:`gelada2024`)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _nonneg(name: str, value, positive: bool = True):
+    """``value`` as a finite float array (any shape) of positive (or non-negative) numbers."""
+    from ._checks import as_array
+
+    arr = as_array(name, value)
+    if np.any(arr <= 0) if positive else np.any(arr < 0):
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} everywhere; got min {arr.min()!r}")
+    return arr
+
+
+def _out(arr):
+    return float(arr) if np.ndim(arr) == 0 else arr
+
+
+def health_constants(k, m) -> tuple:
+    """The article's gradient-health constants ``alpha = 2 k``, ``beta = 4 sqrt(k m)`` for width ``k`` and
+    ``|x|^2 = m`` (chapter 3; they assume ``|b0|^2 = k``). Arrays broadcast."""
+    k, m = _nonneg("k", k), _nonneg("m", m)
+    return _out(2.0 * k), _out(4.0 * np.sqrt(k * m))
+
+
+def rigorous_health_constants(b0_sq, x_sq) -> tuple:
+    """The constants that hold on every draw: ``alpha = 2 |b0|^2``, ``beta = 4 |b0| |x|`` (chapter 3), from
+    ``|grad f(w)|^2 / f(w) >= 2|b0|^2 - 4 |b0| |x| |w - w0|``. Arrays broadcast."""
+    b0_sq, x_sq = _nonneg("b0_sq", b0_sq, positive=False), _nonneg("x_sq", x_sq)
+    return _out(2.0 * b0_sq), _out(4.0 * np.sqrt(b0_sq * x_sq))
+
+
+def health_envelope(t, l0, alpha, beta):
+    """Result 2.2 as a bound on the loss curve: ``l(t) <= l0 exp(g(min(t, t*)))`` with
+    ``g(s) = -alpha s + (2/3) beta sqrt(l0) s^{3/2}`` and ``t* = alpha^2 / (beta^2 l0)`` (chapter 3).
+
+    ``l0 exp(g(t))`` itself bounds ``l(t)``; since ``l`` never increases, so does its smallest value over
+    ``[0, t]``, which is attained at ``min(t, t*)`` (``g`` falls up to ``t*`` and rises after). Arrays broadcast;
+    ``beta = 0`` gives Result 2.1, ``l0 exp(-alpha t)``.
+    """
+    t = _nonneg("t", t, positive=False)
+    l0 = _nonneg("l0", l0)
+    alpha = _nonneg("alpha", alpha, positive=False)
+    beta = _nonneg("beta", beta, positive=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_star = np.where(beta > 0, alpha**2 / (beta**2 * l0), np.inf)
+    s = np.minimum(t, t_star)
+    return _out(l0 * np.exp(-alpha * s + (2.0 / 3.0) * beta * np.sqrt(l0) * s**1.5))
+
+
+def health_limit_bound(l0, alpha, beta):
+    """``l(inf) <= l0 exp(-alpha^3 / (3 beta^2 l0))``: the envelope of :func:`health_envelope` at ``t*`` (Result 2.2).
+    ``beta = 0`` gives 0 (Result 2.1). Arrays broadcast."""
+    l0 = _nonneg("l0", l0)
+    alpha = _nonneg("alpha", alpha, positive=False)
+    beta = _nonneg("beta", beta, positive=False)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        expo = np.where(beta > 0, alpha**3 / (3.0 * beta**2 * l0), np.inf)
+        return _out(l0 * np.exp(-expo))
+
+
+def idealised_bound(l0, k, m):
+    """The article's bound ``l(inf) <= l0 exp(-k^2 / (6 m l0))`` (chapter 3; it assumes ``|b0|^2 = k``)."""
+    l0, k, m = _nonneg("l0", l0), _nonneg("k", k), _nonneg("m", m)
+    return _out(l0 * np.exp(-(k**2) / (6.0 * m * l0)))
+
+
+def rigorous_bound(l0, b0_sq, x_sq):
+    """The bound that holds on every initialisation: ``l(inf) <= l0 exp(-|b0|^4 / (6 |x|^2 l0))`` (chapter 3)."""
+    l0, b0_sq, x_sq = _nonneg("l0", l0), _nonneg("b0_sq", b0_sq, positive=False), _nonneg("x_sq", x_sq)
+    return _out(l0 * np.exp(-(b0_sq**2) / (6.0 * x_sq * l0)))
+
+
+def width_for_loss(eps, m, l0) -> int:
+    """The smallest width ``k`` whose idealised bound :func:`idealised_bound` is ``<= eps``:
+    ``k >= sqrt(6 m l0 log(l0 / eps))`` (chapter 3); 1 when ``eps >= l0``."""
+    eps, l0 = as_float("eps", eps), as_float("l0", l0)
+    m = as_float("m", m)
+    if eps >= l0:
+        return 1
+    k = max(1, int(np.ceil(np.sqrt(6.0 * m * l0 * np.log(l0 / eps)))))
+    while k > 1 and idealised_bound(l0, k - 1, m) <= eps:  # guard against round-off in the square root
+        k -= 1
+    while idealised_bound(l0, k, m) > eps:
+        k += 1
+    return k
+
+
+@dataclass(frozen=True)
+class OnePointRuns:
+    """``B`` independent gradient flows of ``y = N relu(M x)`` on one data point each, recorded at ``T`` times.
+
+    With one data point the flow never leaves ``M0 + span{u x^T}``: ``M' = -a^ x^T``, so ``M(t) = M0 + (a(t) - a0) x^T / m``
+    with ``a = M x`` and ``m = |x|^2``. The state is therefore ``(a, N)``, with ``a' = -m a^``, ``N' = -y^ b^T``.
+
+    Attributes
+    ----------
+    m : ``|x|^2`` (the input dimension, for :func:`gdlab.nets.mlp_data`).
+    t : (T,) recorded times.  x : (B, m) inputs.  q : (B, n) targets.  M0 : (B, k, m) initial first layers.
+    a : (T, B, k) pre-activations.  N : (T, B, n, k) second layers.
+    loss, grad_sq, dist : (T, B) ``f``, ``|grad f|^2 = m |a^|^2 + |y^|^2 |b|^2`` and ``|w - w0|``.
+    """
+
+    m: int
+    t: np.ndarray
+    x: np.ndarray
+    q: np.ndarray
+    M0: np.ndarray
+    a: np.ndarray
+    N: np.ndarray
+    loss: np.ndarray
+    grad_sq: np.ndarray
+    dist: np.ndarray
+
+    @property
+    def l0(self) -> np.ndarray:
+        """(B,) initial losses."""
+        return self.loss[0]
+
+    @property
+    def b0_sq(self) -> np.ndarray:
+        """(B,) ``|b0|^2 = |relu(M0 x)|^2``."""
+        return np.sum(np.maximum(self.a[0], 0.0) ** 2, axis=1)
+
+    @property
+    def dead(self) -> np.ndarray:
+        """(T, B) True where every hidden unit is inactive (``a <= 0``): from then on the weights stay put."""
+        return np.all(self.a <= 0.0, axis=2)
+
+    def M(self, i: int) -> np.ndarray:
+        """(B, k, m) first layers at record ``i``."""
+        return self.M0 + np.einsum("bk,bm->bkm", self.a[i] - self.a[0], self.x) / self.m
+
+    def w(self, i: int) -> np.ndarray:
+        """(B, k m + n k) flat parameter vectors at record ``i`` (the packing of :func:`gdlab.nets.mlp_pack`)."""
+        B = self.x.shape[0]
+        return np.concatenate([self.M(i).reshape(B, -1), self.N[i].reshape(B, -1)], axis=1)
+
+
+def _one_point_fields(a, N, q, m, with_grad_sq: bool = True):
+    """Batched forward/backward pass in the reduced coordinates: ``b, y^, a^, f`` and ``|grad f|^2`` (or None)."""
+    b = np.maximum(a, 0.0)
+    y_hat = np.matmul(N, b[:, :, None])[:, :, 0] - q
+    a_hat = (a > 0.0) * np.matmul(y_hat[:, None, :], N)[:, 0, :]
+    y_sq = np.sum(y_hat * y_hat, axis=1)
+    grad_sq = m * np.sum(a_hat * a_hat, axis=1) + y_sq * np.sum(b * b, axis=1) if with_grad_sq else None
+    return b, y_hat, a_hat, 0.5 * y_sq, grad_sq
+
+
+def one_point_flows(m: int, k: int, n: int, draws: int, seed, t_max: float, *, t_eval=None, rtol: float = 1e-9,
+                    atol: float = 1e-12, stop_below: float | None = None, init=None) -> OnePointRuns:
+    """Gradient flows of ``draws`` independent one-data-point problems, solved as one ODE (chapter 3).
+
+    Draw ``i`` has data ``x_i`` (``|x_i|^2 = m``), ``q_i ~ N(0, I_n)`` and a He initialisation (:func:`gdlab.nets.mlp_data`,
+    :func:`gdlab.nets.mlp_init` conventions), all from one generator seeded by ``seed``; or pass ``init = (x, q, M0, N0)``
+    with shapes (B, m), (B, n), (B, k, m), (B, n, k). The flows are independent, so stacking them into one state
+    and one vectorised right-hand side is exact; ``scipy``'s DOP853 solves it once. Its error control is on the
+    RMS over the whole stack, so per-draw accuracy is a little worse than ``rtol`` for large ``draws``.
+
+    ``t_eval`` (default ``[0, t_max]``) are the recorded times. ``stop_below``: stop early once every draw that
+    has a live unit has ``f <= stop_below * l0`` (the last record is then the stopping time).
+    """
+    from scipy.integrate import solve_ivp
+
+    from ._checks import as_array, as_int, as_rng
+
+    m, k, n = as_int("m", m), as_int("k", k), as_int("n", n)
+    t_max = as_float("t_max", t_max)
+    rtol, atol = as_float("rtol", rtol, high=1.0), as_float("atol", atol, high=1.0)
+    if init is None:
+        B = as_int("draws", draws)
+        rng = as_rng(seed)
+        x = rng.normal(size=(B, m))
+        x *= np.sqrt(m) / np.linalg.norm(x, axis=1, keepdims=True)
+        q = rng.normal(size=(B, n))
+        M0 = rng.normal(0.0, np.sqrt(2.0 / m), size=(B, k, m))
+        N0 = rng.normal(0.0, np.sqrt(2.0 / k), size=(B, n, k))
+    else:
+        if len(init) != 4:
+            raise ValueError("init must be a tuple (x, q, M0, N0)")
+        x = as_array("x", init[0], ndim=2)
+        B = x.shape[0]
+        x = as_array("x", x, shape=(B, m))
+        if not np.allclose(np.sum(x**2, axis=1), m, rtol=1e-12):
+            raise ValueError(f"x must have rows with |x|^2 = m = {m}")
+        q = as_array("q", init[1], shape=(B, n))
+        M0 = as_array("M0", init[2], shape=(B, k, m))
+        N0 = as_array("N0", init[3], shape=(B, n, k))
+    if t_eval is None:
+        t_eval = np.array([0.0, t_max])
+    else:
+        t_eval = as_array("t_eval", t_eval, ndim=1)
+        if t_eval.size < 2 or t_eval[0] != 0.0 or np.any(np.diff(t_eval) <= 0) or t_eval[-1] > t_max:
+            raise ValueError("t_eval must be strictly increasing, start at 0 and end at or before t_max")
+    if stop_below is not None:
+        stop_below = as_float("stop_below", stop_below)
+    a0 = np.einsum("bkm,bm->bk", M0, x)
+
+    def split(z):
+        return z[: B * k].reshape(B, k), z[B * k:].reshape(B, n, k)
+
+    def rhs(_t, z):
+        a, N = split(z)
+        b, y_hat, a_hat, _, _ = _one_point_fields(a, N, q, m, False)
+        return np.concatenate([(-m * a_hat).ravel(), (-y_hat[:, :, None] * b[:, None, :]).ravel()])
+
+    l0 = _one_point_fields(a0, N0, q, m)[3]
+    events = None
+    if stop_below is not None:
+        def stop(_t, z):
+            a, N = split(z)
+            loss = _one_point_fields(a, N, q, m, False)[3]
+            alive = np.any(a > 0.0, axis=1)
+            return float(np.max(np.where(alive, loss / l0, 0.0))) - stop_below
+
+        stop.terminal = True
+        events = stop
+    z0 = np.concatenate([a0.ravel(), N0.ravel()])
+    with np.errstate(all="ignore"):
+        sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), z0, method="DOP853", t_eval=t_eval, rtol=rtol, atol=atol,
+                        events=events)
+    t, Z = sol.t, sol.y.T
+    if sol.status == 1:  # stopped by the event: record the stopping point
+        t = np.append(t, sol.t_events[0][0])
+        Z = np.vstack([Z, sol.y_events[0][0]])
+    T = t.size
+    A = Z[:, : B * k].reshape(T, B, k)
+    NN = Z[:, B * k:].reshape(T, B, n, k)
+    _, _, _, loss, grad_sq = _one_point_fields(A.reshape(T * B, k), NN.reshape(T * B, n, k),
+                                               np.tile(q, (T, 1)), m)
+    dist = np.sqrt(np.sum((A - a0) ** 2, axis=2) / m + np.sum((NN - N0) ** 2, axis=(2, 3)))
+    return OnePointRuns(m=m, t=t, x=x, q=q, M0=M0, a=A, N=NN, loss=loss.reshape(T, B),
+                        grad_sq=grad_sq.reshape(T, B), dist=dist)
+
+
+class OnePointLimits(NamedTuple):
+    """Where each flow of :class:`OnePointRuns` ends (chapter 3).
+
+    ``limit`` (B,): 0, or ``|q|^2 / 2`` when every unit is dead; NaN where undecided. ``dead`` (B,) every unit dead at
+    the end. ``decided`` (B,) bool.
+    """
+
+    limit: np.ndarray
+    dead: np.ndarray
+    decided: np.ndarray
+
+
+def one_point_limits(runs: OnePointRuns) -> OnePointLimits:
+    """Decide the limit ``l(inf)`` of every flow in ``runs`` from its last record (chapter 3).
+
+    Every critical point of the one-point loss has ``f = 0`` or ``f = |q|^2 / 2`` (``N^ = y^ b^T = 0`` with ``y^ != 0``
+    forces ``b = 0``). If every unit is dead (``a <= 0``) the gradient is zero and stays zero: the limit is
+    ``|q|^2 / 2``. If the loss is already below ``|q|^2 / 2``, the loss, which never increases, cannot return to that
+    value: the limit is 0. Otherwise the run is undecided (run it longer).
+    """
+    if not isinstance(runs, OnePointRuns):
+        raise ValueError("runs must be a OnePointRuns returned by one_point_flows")
+    half_q = 0.5 * np.sum(runs.q**2, axis=1)
+    dead = runs.dead[-1]
+    low = runs.loss[-1] < half_q
+    limit = np.where(dead, half_q, np.where(low, 0.0, np.nan))
+    return OnePointLimits(limit=limit, dead=dead, decided=dead | low)
+
+
+class OnePointOutcomes(NamedTuple):
+    """Limits of many one-data-point gradient flows (chapter 3), from :func:`one_point_outcomes`.
+
+    All arrays (B,): ``l0`` initial loss, ``b0_sq`` ``|b0|^2``, ``half_q`` ``|q|^2 / 2``, ``limit`` the decided
+    ``l(inf)`` (0 or ``|q|^2 / 2``; NaN if undecided), ``dead`` every unit dead at the end, ``decided``.
+    """
+
+    l0: np.ndarray
+    b0_sq: np.ndarray
+    half_q: np.ndarray
+    limit: np.ndarray
+    dead: np.ndarray
+    decided: np.ndarray
+
+
+def _rk4_rhs(a, N, q, m):
+    b, y_hat, a_hat, _, _ = _one_point_fields(a, N, q, m, False)
+    return -m * a_hat, -y_hat[:, :, None] * b[:, None, :]
+
+
+def one_point_outcomes(m: int, k: int, n: int, draws: int, seed, *, courant: float = 0.05,
+                       max_steps: int = 20_000) -> OnePointOutcomes:
+    """Decide ``l(inf)`` for ``draws`` one-data-point flows (the draws of :func:`one_point_flows` with the same seed).
+
+    A vectorised classical Runge-Kutta scheme runs every undecided draw with its own step
+    ``h = courant / lambda``, ``lambda = |b|^2 + m |N_active|^2 + sqrt(2 m f)`` (a scale of the local curvature), and
+    drops a draw as soon as it is decided (see :func:`one_point_limits`: all units dead, or ``f < |q|^2 / 2``). An
+    adaptive solver on the stacked system would be exact too, but every draw's ReLU kinks would shrink the common
+    step; here each draw only pays for its own. ``tests/test_chapter3.py`` checks the decisions against DOP853.
+    """
+    from ._checks import as_int
+
+    courant = as_float("courant", courant, high=1.0)
+    max_steps = as_int("max_steps", max_steps)
+    runs = one_point_flows(m, k, n, draws, seed, 1e-12)
+    a, N, q = runs.a[0].copy(), runs.N[0].copy(), runs.q
+    half_q = 0.5 * np.sum(q**2, axis=1)
+    loss = runs.l0.copy()
+
+    def undecided():
+        return ~((loss < half_q) | np.all(a <= 0.0, axis=1))
+
+    und, steps = undecided(), 0
+    with np.errstate(all="ignore"):
+        while und.any() and steps < max_steps:
+            i = np.flatnonzero(und)
+            A, NN, Q = a[i], N[i], q[i]
+            active = A > 0.0
+            lam = (np.sum(np.maximum(A, 0.0) ** 2, axis=1) + m * np.sum((NN * active[:, None, :]) ** 2, axis=(1, 2))
+                   + np.sqrt(2.0 * m * loss[i]))
+            h = (courant / lam)[:, None]
+            h3 = h[:, :, None]
+            for _ in range(20):
+                k1a, k1n = _rk4_rhs(A, NN, Q, m)
+                k2a, k2n = _rk4_rhs(A + h / 2 * k1a, NN + h3 / 2 * k1n, Q, m)
+                k3a, k3n = _rk4_rhs(A + h / 2 * k2a, NN + h3 / 2 * k2n, Q, m)
+                k4a, k4n = _rk4_rhs(A + h * k3a, NN + h3 * k3n, Q, m)
+                A = A + h / 6 * (k1a + 2 * k2a + 2 * k3a + k4a)
+                NN = NN + h3 / 6 * (k1n + 2 * k2n + 2 * k3n + k4n)
+            steps += 20
+            a[i], N[i] = A, NN
+            loss[i] = _one_point_fields(A, NN, Q, m)[3]
+            und = undecided()
+    dead = np.all(a <= 0.0, axis=1)
+    limit = np.where(dead, half_q, np.where(loss < half_q, 0.0, np.nan))
+    return OnePointOutcomes(l0=runs.l0, b0_sq=runs.b0_sq, half_q=half_q, limit=limit, dead=dead, decided=~und)
+
+
+class OnePointDescent(NamedTuple):
+    """Gradient descent on the draws of a :class:`OnePointRuns`: ``loss`` (steps + 1, B) (NaN after divergence) and
+    ``diverged_at`` (B,) the step at which the loss became non-finite or exceeded ``1e6 (1 + l0)`` (-1: never)."""
+
+    loss: np.ndarray
+    diverged_at: np.ndarray
+
+
+def one_point_descent(runs: OnePointRuns, eta: float, steps: int) -> OnePointDescent:
+    """``steps`` steps of gradient descent with step ``eta`` from the initial points of ``runs`` (chapter 3).
+
+    Like the flow, GD never leaves ``M0 + span{u x^T}`` on one data point (``M <- M - eta a^ x^T`` moves ``a = M x`` by
+    ``-eta m a^``), so it runs on ``(a, N)`` for all draws at once; it equals :func:`gdlab.flow.gradient_descent` on
+    :class:`gdlab.nets.MLPProblem` up to round-off.
+    """
+    from ._checks import as_int
+
+    if not isinstance(runs, OnePointRuns):
+        raise ValueError("runs must be a OnePointRuns returned by one_point_flows")
+    eta = as_float("eta", eta)
+    steps = as_int("steps", steps)
+    a, N, q, m = runs.a[0].copy(), runs.N[0].copy(), runs.q, runs.m
+    B = a.shape[0]
+    losses = np.full((steps + 1, B), np.nan)
+    limit = 1e6 * (1.0 + runs.l0)
+    div = np.full(B, -1)
+    alive = np.ones(B, dtype=bool)
+    if B == 1:  # the explorer's case: the same iteration on plain vectors, without the batch axis (faster)
+        return _one_point_descent_single(a[0], N[0], q[0], m, eta, steps, float(limit[0]))
+    with np.errstate(all="ignore"):
+        for s in range(steps + 1):
+            b, y_hat, a_hat, loss, _ = _one_point_fields(a, N, q, m, False)
+            bad = alive & ~(loss <= limit)
+            div[bad] = s
+            alive &= ~bad
+            losses[s, alive] = loss[alive]
+            if s == steps or not alive.any():
+                break
+            a = a - eta * m * a_hat
+            N = N - eta * y_hat[:, :, None] * b[:, None, :]
+    return OnePointDescent(loss=losses, diverged_at=div)
+
+
+def _one_point_descent_single(a, N, q, m, eta, steps, limit) -> OnePointDescent:
+    """:func:`one_point_descent` for one draw: ``a`` (k,), ``N`` (n, k), ``q`` (n,)."""
+    losses = np.full((steps + 1, 1), np.nan)
+    div = -1
+    with np.errstate(all="ignore"):
+        for s in range(steps + 1):
+            b = np.maximum(a, 0.0)
+            y_hat = N @ b - q
+            loss = 0.5 * float(y_hat @ y_hat)
+            if not loss <= limit:
+                div = s
+                break
+            losses[s, 0] = loss
+            if s == steps:
+                break
+            a_hat = (a > 0.0) * (y_hat @ N)
+            a = a - (eta * m) * a_hat
+            N = N - eta * np.outer(y_hat, b)
+    return OnePointDescent(loss=losses, diverged_at=np.array([div]))

@@ -706,3 +706,157 @@ def steps_bound_figure(eps, measured, bound, labels):
     ax.invert_xaxis()
     ax.legend(fontsize=7, ncol=2)
     return fig
+
+
+# --- chapter 3 -------------------------------------------------------------------------------------------
+
+from . import bounds as _bounds  # noqa: E402  (chapter 3 section)
+
+CH03_DEFAULTS = {"m": 2, "k": 16, "n": 2, "eta": 0.01, "steps": 200, "draw": 1}
+_CH03_FLOOR = 1e-24  # losses are drawn down to this fraction of l(0)
+_CH03_FLOW_STOP = 1e-12  # the explorer's flow (rtol 1e-6) stops once every live draw is below this fraction of l(0)
+
+
+class Ch03Run(NamedTuple):
+    """One draw of the chapter-3 explorer: GD and the flow on one data point, and the bounds (chapter 3)."""
+
+    gd_loss: np.ndarray
+    gd_diverged_at: int
+    flow_t: np.ndarray
+    flow_loss: np.ndarray
+    l0: float
+    b0_sq: float
+    idealised: float
+    rigorous: float
+    envelope: np.ndarray
+
+
+def ch03_run(m: int = 2, k: int = 16, n: int = 2, eta: float = 0.01, steps: int = 200, draw: int = 1) -> Ch03Run:
+    """Gradient descent (``steps`` steps of size ``eta``) and the gradient flow on ``[0, steps * eta]`` for draw ``draw``
+    of the one-data-point problem (:func:`gdlab.bounds.one_point_flows`), with the idealised and rigorous bounds."""
+    m, k, n = as_int("m", m, high=64), as_int("k", k, high=1024), as_int("n", n, high=16)
+    eta = as_float("eta", eta, high=10.0)
+    steps = as_int("steps", steps, high=5000)
+    draw = as_int("draw", draw, low=0)
+    t_max = eta * steps
+    runs = _bounds.one_point_flows(m, k, n, 1, draw, t_max, t_eval=np.linspace(0.0, t_max, 121), rtol=1e-6,
+                                   atol=1e-13, stop_below=_CH03_FLOW_STOP)
+    gd = _bounds.one_point_descent(runs, eta, steps)
+    l0, b0_sq = float(runs.l0[0]), float(runs.b0_sq[0])
+    alpha, beta = _bounds.rigorous_health_constants(b0_sq, m)
+    env_t = np.linspace(0.0, t_max, 121)
+    env = _bounds.health_envelope(env_t, l0, alpha, beta) if b0_sq > 0 else np.full(env_t.shape, l0)
+    return Ch03Run(gd.loss[:, 0], int(gd.diverged_at[0]), runs.t, runs.loss[:, 0], l0, b0_sq,
+                   _bounds.idealised_bound(l0, k, m),
+                   _bounds.rigorous_bound(l0, b0_sq, m), np.atleast_1d(env))
+
+
+class HealthExplorerView:
+    """The chapter-3 explorer's figure (built once, updated in place like :class:`LandscapeExplorerView`).
+
+    Loss on a log scale against time ``t = k eta``: gradient descent (thick line), the gradient flow (thin line, solved
+    with ``rtol = 1e-6`` and stopped at ``1e-12 l(0)``), the rigorous
+    Result 2.2 envelope with the measured ``|b0|`` (curve), and the two bounds on ``l(inf)`` (horizontal lines). A
+    bound ``>= l(0)`` says nothing: the figure then shows "bound is vacuous".
+    """
+
+    def __init__(self):
+        self._fig = None
+
+    def _build(self):
+        self._fig = fig = Figure(figsize=(7.0, 3.6))
+        FigureCanvasAgg(fig)
+        self._ax = ax = fig.add_axes((0.1, 0.14, 0.52, 0.72))
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(numticks=5))
+        ax.yaxis.set_major_formatter(FuncFormatter(_ascii_power_of_ten))  # no mathtext: faster redraws
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.set(xlabel="time t = k eta", ylabel="loss")
+        (self._gd,) = ax.plot([], [], "-", color=COLORS["gd"], lw=2.5, label="gradient descent")
+        (self._fl,) = ax.plot([], [], "-", color=COLORS["flow"], lw=1.5, label="gradient flow")
+        (self._env,) = ax.plot([], [], "-", color=COLORS["bound2"], lw=1.2, label="rigorous envelope (Res. 2.2)")
+        (self._ideal,) = ax.plot([], [], "--", color=COLORS["bound"], lw=1.2, label="idealised bound on l(inf)")
+        (self._rig,) = ax.plot([], [], ":", color=COLORS["bound2"], lw=1.5, label="rigorous bound on l(inf)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize="x-small")
+        self._title = fig.text(0.5, 0.92, "", ha="center", fontsize=9)
+        self._note = fig.text(0.64, 0.2, "", ha="left", fontsize=9, color=COLORS["bound"], weight="bold")
+
+    def update(self, m: int = 2, k: int = 16, n: int = 2, eta: float = 0.01, steps: int = 200, draw: int = 1):
+        """Run draw ``draw`` with these settings and redraw; returns the view's Figure (chapter 3 explorer)."""
+        run = ch03_run(m, k, n, eta, steps, draw)
+        if self._fig is None:
+            self._build()
+        floor = _CH03_FLOOR * run.l0
+        gd_t, gd_l = finite_part(eta * np.arange(steps + 1), np.maximum(run.gd_loss, floor))
+        self._gd.set_data(gd_t, gd_l)
+        self._fl.set_data(run.flow_t, np.maximum(run.flow_loss, floor))
+        self._env.set_data(np.linspace(0.0, eta * steps, run.envelope.size), np.maximum(run.envelope, floor))
+        t_end = eta * steps
+        self._ideal.set_data([0, t_end], [max(run.idealised, floor)] * 2)
+        self._rig.set_data([0, t_end], [max(run.rigorous, floor)] * 2)
+        top = max(run.l0, float(gd_l.max()) if gd_l.size else run.l0)
+        self._ax.set(xlim=(0, t_end), ylim=(floor / 3, top * 3))
+        notes = []
+        if run.idealised >= run.l0:
+            notes.append("idealised bound is vacuous")
+        if run.rigorous >= run.l0:
+            notes.append("rigorous bound is vacuous")
+        if run.gd_diverged_at >= 0:
+            notes.append(f"GD diverged at step {run.gd_diverged_at}")
+        self._note.set_text("\n".join(notes))
+        self._title.set_text(f"m={m}, k={k}, n={n}, draw {draw}: l(0)={run.l0:.3g}, |b0|^2/k={run.b0_sq / k:.2f}; "
+                             f"final GD {run.gd_loss[-1]:.2g}, flow {run.flow_loss[-1]:.2g}")
+        return self._fig
+
+
+_CH03_VIEW: list[HealthExplorerView] = []
+
+
+def health_explorer_figure(m: int = 2, k: int = 16, n: int = 2, eta: float = 0.01, steps: int = 200, draw: int = 1):
+    """The chapter-3 explorer figure (one persistent :class:`HealthExplorerView`)."""
+    if not _CH03_VIEW:
+        _CH03_VIEW.append(HealthExplorerView())
+    return _CH03_VIEW[0].update(m, k, n, eta, steps, draw)
+
+
+def concentration_figure(ks, ratios):
+    """Histograms of ``|b0|^2 / k`` over many He draws, one per width in ``ks`` (chapter 3); ``ratios[i]`` (draws,)."""
+    fig, (ax,) = new_figure(1, width=5.2, height=3.2)
+    bins = np.linspace(0.0, 3.0, 61)
+    for k, r in zip(ks, ratios, strict=True):
+        ax.hist(np.clip(r, 0, 3), bins=bins, histtype="step", density=True, lw=1.4, label=f"k = {k}")
+    ax.axvline(1.0, color="k", lw=0.8, ls=":")
+    ax.set(xlabel="|b0|^2 / k", ylabel="density")
+    ax.legend(frameon=False)
+    return fig
+
+
+def health_trajectory_figure(t, ratio, line_rig, line_ideal, loss, envelope):
+    """Left: the health ratio ``|grad f|^2 / f`` along a flow against the two lines ``alpha - beta |w - w0|``. Right: the
+    loss against the Result 2.2 envelope with the measured ``|b0|`` (chapter 3)."""
+    fig, (ax1, ax2) = new_figure(2, width=4.3, height=3.3)
+    ax1.plot(t, ratio, color=COLORS["flow"], label="|grad f|^2 / f")
+    ax1.plot(t, line_rig, color=COLORS["bound2"], label="2|b0|^2 - 4|b0||x||w - w0|")
+    ax1.plot(t, line_ideal, "--", color=COLORS["bound"], label="2k - 4 sqrt(km) |w - w0|")
+    ax1.set(xlabel="t", ylabel="health ratio")
+    ax1.legend(frameon=False, fontsize="x-small")
+    ax2.semilogy(t, loss, color=COLORS["flow"], label="loss l(t)")
+    ax2.semilogy(t, envelope, color=COLORS["bound2"], label="envelope, Result 2.2")
+    ax2.set(xlabel="t", ylabel="loss")
+    ax2.legend(frameon=False, fontsize="x-small")
+    return fig
+
+
+def width_figure(ks, gd_loss, ideal, rig, dead_frac):
+    """Medians over draws against the width ``k`` (chapter 3): GD loss at a fixed time and the two bounds on
+    ``l(inf)``, all relative to ``l(0)``; right panel: the fraction of draws whose flow ends with every unit dead."""
+    fig, (ax1, ax2) = new_figure(2, width=4.3, height=3.3)
+    ax1.loglog(ks, gd_loss, "o-", color=COLORS["gd"], label="GD loss at t = 1")
+    ax1.loglog(ks, ideal, "s--", color=COLORS["bound"], label="idealised bound")
+    ax1.loglog(ks, rig, "^:", color=COLORS["bound2"], label="rigorous bound")
+    ax1.set(xlabel="width k", ylabel="median of loss / l(0)")
+    ax1.legend(frameon=False, fontsize="x-small")
+    ax2.semilogx(ks, dead_frac, "o-", color=COLORS["run"])
+    ax2.set(xlabel="width k", ylabel="fraction with l(inf) = |q|^2/2")
+    return fig

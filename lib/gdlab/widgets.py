@@ -152,3 +152,35 @@ ch02_gd_vs_flow = register(Explorer(
     controls=_ch02_controls,
     description="Gradient descent against the gradient flow: loss and distance at equal time, for eta * L up to 8.",
 ))
+
+
+# --- chapter 3 -------------------------------------------------------------------------------------------
+
+# Chapter 3: the one-data-point network trained by GD and by the flow, against the idealised and rigorous bounds.
+
+CH03_DEFAULTS = dict(plots.CH03_DEFAULTS)
+
+
+def _ch03_controls() -> dict[str, widgets.Widget]:
+    """Controls of the chapter-3 explorer: m, k, n, step size (log scale), steps and the draw (a new random start)."""
+    d = CH03_DEFAULTS
+    common = {"continuous_update": False, "style": {"description_width": "initial"}}
+    return {
+        "m": widgets.IntSlider(value=d["m"], min=1, max=16, description="input dim m", **common),
+        "k": widgets.IntSlider(value=d["k"], min=1, max=256, description="width k", **common),
+        "n": widgets.IntSlider(value=d["n"], min=1, max=8, description="outputs n", **common),
+        "eta": widgets.FloatLogSlider(value=d["eta"], base=10, min=-4, max=-0.5, step=0.05, readout_format=".3g",
+                                      description="step size eta", **common),
+        "steps": widgets.IntSlider(value=d["steps"], min=10, max=1000, step=10, description="steps", **common),
+        "draw": widgets.IntSlider(value=d["draw"], min=0, max=999, description="draw", **common),
+    }
+
+
+ch03_health = register(Explorer(
+    name="ch03 health",
+    chapter="3",
+    update=plots.health_explorer_figure,
+    defaults=dict(CH03_DEFAULTS),
+    controls=_ch03_controls,
+    description="Loss of GD and of the flow on one data point against the idealised and the rigorous bounds.",
+))

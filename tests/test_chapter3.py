@@ -1,0 +1,188 @@
+"""Tests of the chapter-3 additions: the health bounds, the batched one-point flows and descent, the health
+inequality (property test), gradients with n > 1 outputs, bad inputs and the chapter's explorer."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from gdlab import bounds, flow, nets, numerics, plots, widgets
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from matplotlib.figure import Figure
+
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None)
+
+# --- bound functions against brute force -------------------------------------------------------------------
+
+
+def test_limit_bound_is_the_minimum_of_the_envelope_over_a_fine_grid():
+    for l0, alpha, beta in [(1.0, 32.0, 22.6), (3.0, 4.0, 8.0), (0.5, 2.0, 1.0)]:
+        t = np.linspace(0.0, 20.0, 400_001)
+        expo = -alpha * t + (2.0 / 3.0) * beta * np.sqrt(l0) * t**1.5
+        brute = l0 * np.exp(expo.min())
+        assert bounds.health_limit_bound(l0, alpha, beta) == pytest.approx(brute, rel=1e-6)
+        assert t[np.argmin(expo)] == pytest.approx(alpha**2 / (beta**2 * l0), abs=1e-4)
+        # the envelope is the running minimum of l0 exp(g)
+        env = bounds.health_envelope(t[::1000], l0, alpha, beta)
+        np.testing.assert_allclose(env, l0 * np.exp(np.minimum.accumulate(expo)[::1000]), rtol=1e-8)
+
+
+def test_idealised_and_rigorous_bounds_are_result_2_2_with_their_constants():
+    l0, k, m = 1.7, 16, 2
+    alpha, beta = bounds.health_constants(k, m)
+    assert (alpha, beta) == (32.0, pytest.approx(4 * np.sqrt(32)))
+    assert bounds.idealised_bound(l0, k, m) == pytest.approx(bounds.health_limit_bound(l0, alpha, beta), rel=1e-12)
+    b0_sq = 11.3
+    ra, rb = bounds.rigorous_health_constants(b0_sq, m)
+    assert bounds.rigorous_bound(l0, b0_sq, m) == pytest.approx(bounds.health_limit_bound(l0, ra, rb), rel=1e-12)
+    assert bounds.rigorous_bound(l0, k, m) == pytest.approx(bounds.idealised_bound(l0, k, m), rel=1e-12)
+    assert bounds.health_limit_bound(2.0, 3.0, 0.0) == 0.0  # Result 2.1: beta = 0
+
+
+@pytest.mark.parametrize("eps,m,l0", [(1e-3, 2, 1.0), (1e-8, 4, 3.0), (0.5, 1, 0.4), (1e-2, 8, 0.7)])
+def test_width_for_loss_is_the_smallest_width_by_brute_force(eps, m, l0):
+    k = bounds.width_for_loss(eps, m, l0)
+    ks = np.arange(1, 2000)
+    assert k == int(ks[np.flatnonzero(bounds.idealised_bound(l0, ks, m) <= eps)[0]])
+
+
+# --- the health inequality (property test) ---------------------------------------------------------------
+
+def _health_gap(m, k, n, seed, scale, far):
+    x, q = nets.mlp_data(m, n, seed)
+    M0, N0 = nets.mlp_init(m, k, n, seed + 1)
+    problem = nets.MLPProblem(x, q, k)
+    w0 = nets.mlp_pack(M0, N0)
+    rng = np.random.default_rng(seed + 2)
+    u = rng.normal(size=w0.size)
+    u /= np.linalg.norm(u)
+    w = w0 + (10.0 if far else 1.0) * scale * u
+    f, g = problem.loss_grad(w)
+    b0 = np.linalg.norm(np.maximum(M0 @ x, 0.0))
+    line = 2 * b0**2 - 4 * b0 * np.sqrt(m) * np.linalg.norm(w - w0)
+    return float(g @ g) - f * line, f
+
+
+@SETTINGS
+@given(m=st.integers(1, 6), k=st.integers(1, 24), n=st.integers(1, 4), seed=st.integers(0, 10**6),
+       scale=st.floats(0.0, 0.5), far=st.booleans())
+def test_health_inequality_holds_near_and_far_from_w0(m, k, n, seed, scale, far):
+    gap, f = _health_gap(m, k, n, seed, scale, far)
+    assert gap >= -1e-10 * (1.0 + f)
+
+
+# --- gradients with n > 1 outputs ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("m,k,n", [(2, 5, 3), (4, 8, 2), (1, 3, 5)])
+def test_gradients_with_several_outputs_match_finite_differences(m, k, n):
+    x, q = nets.mlp_data(m, n, seed=3)
+    M0, N0 = nets.mlp_init(m, k, n, seed=4)
+    problem = nets.MLPProblem(x, q, k)
+    w0 = nets.mlp_pack(M0, N0)
+    _, g = problem.loss_grad(w0)
+    assert numerics.relative_error(g, numerics.fd_grad(problem.loss, w0)) < 1e-6
+
+
+# --- the batched flows, descent and outcomes ---------------------------------------------------------------
+
+def test_batched_flow_agrees_with_gradient_flow_on_each_draw():
+    t = np.linspace(0.0, 1.5, 7)
+    runs = bounds.one_point_flows(3, 6, 2, 5, seed=11, t_max=1.5, t_eval=t, rtol=1e-11, atol=1e-13)
+    for i in range(5):
+        problem = nets.MLPProblem(runs.x[i], runs.q[i], 6)
+        ref = flow.gradient_flow(problem.loss_grad, runs.w(0)[i], 1.5, t_eval=t)
+        W = np.array([runs.w(j)[i] for j in range(t.size)])
+        assert np.max(np.abs(W - ref.w)) < 1e-8
+        np.testing.assert_allclose(runs.loss[:, i], ref.loss, rtol=1e-7, atol=1e-12)
+        np.testing.assert_allclose(runs.grad_sq[:, i], ref.grad_norm**2, rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(runs.dist[:, i], ref.dist, rtol=1e-7, atol=1e-10)
+
+
+def test_batched_descent_agrees_with_gradient_descent():
+    runs = bounds.one_point_flows(2, 8, 3, 4, seed=5, t_max=1.0)
+    gd = bounds.one_point_descent(runs, 0.02, 50)
+    for i in range(4):
+        problem = nets.MLPProblem(runs.x[i], runs.q[i], 8)
+        ref = flow.gradient_descent(problem.loss_grad, runs.w(0)[i], 0.02, 50)
+        np.testing.assert_allclose(gd.loss[:, i], ref.loss, rtol=1e-9, atol=1e-14)
+    one = bounds.one_point_flows(2, 8, 3, 1, seed=6, t_max=1.0)  # the single-draw fast path
+    ref = flow.gradient_descent(nets.MLPProblem(one.x[0], one.q[0], 8).loss_grad, one.w(0)[0], 0.02, 50)
+    np.testing.assert_allclose(bounds.one_point_descent(one, 0.02, 50).loss[:, 0], ref.loss, rtol=1e-9, atol=1e-14)
+    big = bounds.one_point_descent(runs, 5.0, 100)
+    assert np.all((big.diverged_at == -1) == np.isfinite(big.loss[-1]))
+
+
+def test_outcomes_agree_with_the_adaptive_solver_and_never_break_the_rigorous_bound():
+    out = bounds.one_point_outcomes(2, 3, 1, 60, seed=7)
+    runs = bounds.one_point_flows(2, 3, 1, 60, seed=7, t_max=40.0, rtol=1e-10, atol=1e-13)
+    lim = bounds.one_point_limits(runs)
+    assert out.decided.all() and lim.decided.all()
+    np.testing.assert_array_equal(out.limit, lim.limit)
+    assert out.dead.sum() > 0  # the check is not vacuous
+    assert np.all(out.limit <= bounds.rigorous_bound(out.l0, out.b0_sq, 2))
+
+
+def test_same_seed_same_bits():
+    a = bounds.one_point_outcomes(2, 4, 2, 30, seed=3)
+    b = bounds.one_point_outcomes(2, 4, 2, 30, seed=3)
+    assert all(np.array_equal(u, v, equal_nan=True) for u, v in zip(a, b, strict=True))
+
+
+# --- bad inputs ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call,name", [
+    (lambda: bounds.idealised_bound(-1.0, 4, 2), "l0"),
+    (lambda: bounds.idealised_bound(1.0, 0, 2), "k"),
+    (lambda: bounds.rigorous_bound(1.0, -2.0, 2), "b0_sq"),
+    (lambda: bounds.rigorous_bound(1.0, 2.0, np.nan), "x_sq"),
+    (lambda: bounds.health_envelope(-1.0, 1.0, 1.0, 1.0), "t"),
+    (lambda: bounds.health_limit_bound(1.0, -1.0, 1.0), "alpha"),
+    (lambda: bounds.health_constants(4, 0), "m"),
+    (lambda: bounds.width_for_loss(0.0, 2, 1.0), "eps"),
+    (lambda: bounds.one_point_flows(0, 4, 2, 3, 0, 1.0), "m"),
+    (lambda: bounds.one_point_flows(2, 4, 2, 0, 0, 1.0), "draws"),
+    (lambda: bounds.one_point_flows(2, 4, 2, 3, -1, 1.0), "seed"),
+    (lambda: bounds.one_point_flows(2, 4, 2, 3, 0, -1.0), "t_max"),
+    (lambda: bounds.one_point_outcomes(2, 4, 2, 3, 0, courant=0.0), "courant"),
+    (lambda: bounds.one_point_descent("runs", 0.1, 3), "runs"),
+    (lambda: bounds.one_point_limits(None), "runs"),
+    (lambda: plots.ch03_run(k=-3), "k"),
+    (lambda: plots.ch03_run(eta=np.inf), "eta"),
+])
+def test_bad_inputs_raise_value_error_naming_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+# --- explorer ------------------------------------------------------------------------------------------
+
+def test_explorer_is_registered_and_draws_defaults():
+    ex = widgets.EXPLORERS["ch03 health"]
+    assert set(ex.controls()) == set(ex.defaults) == {"m", "k", "n", "eta", "steps", "draw"}
+    fig = ex.update(**ex.defaults)
+    assert isinstance(fig, Figure)
+    fig.canvas.draw()
+
+
+@pytest.mark.parametrize("settings_", [
+    {"m": 1, "k": 1, "n": 1, "eta": 1e-4, "steps": 10, "draw": 0},
+    {"m": 16, "k": 256, "n": 8, "eta": 10**-0.5, "steps": 1000, "draw": 999},
+    {"m": 16, "k": 1, "n": 8, "eta": 10**-0.5, "steps": 1000, "draw": 5},
+    {"m": 1, "k": 256, "n": 1, "eta": 1e-4, "steps": 1000, "draw": 17},
+    {"m": 2, "k": 16, "n": 2, "eta": 0.2, "steps": 300, "draw": 3},
+])
+def test_explorer_extreme_controls_never_raise(settings_):
+    ex = widgets.EXPLORERS["ch03 health"]
+    result = widgets.safe_update(ex, **settings_)
+    assert isinstance(result, Figure)
+    result.canvas.draw()
+    plt.close("all")
+
+
+def test_explorer_shows_vacuous_bounds_and_divergence():
+    fig = plots.health_explorer_figure(m=16, k=1, n=8, eta=0.3, steps=100, draw=1)
+    texts = " ".join(t.get_text() for t in fig.texts)
+    assert "vacuous" in texts
+    fig = plots.health_explorer_figure()
+    assert "vacuous" not in " ".join(t.get_text() for t in fig.texts)
