@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_float
+from ._checks import as_array, as_float, as_int, as_rng
 
 
 def descent_omega(eta: float, L: float) -> float:
@@ -47,8 +47,6 @@ def steps_to_stationary_bound(eps: float, L: float, eta: float, f0: float, f_sta
 
 def _nonneg(name: str, value, positive: bool = True):
     """``value`` as a finite float array (any shape) of positive (or non-negative) numbers."""
-    from ._checks import as_array
-
     arr = as_array(name, value)
     if np.any(arr <= 0) if positive else np.any(arr < 0):
         raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} everywhere; got min {arr.min()!r}")
@@ -205,8 +203,6 @@ def one_point_flows(m: int, k: int, n: int, draws: int, seed, t_max: float, *, t
     """
     from scipy.integrate import solve_ivp
 
-    from ._checks import as_array, as_int, as_rng
-
     m, k, n = as_int("m", m), as_int("k", k), as_int("n", n)
     t_max = as_float("t_max", t_max)
     rtol, atol = as_float("rtol", rtol, high=1.0), as_float("atol", atol, high=1.0)
@@ -335,8 +331,6 @@ def one_point_outcomes(m: int, k: int, n: int, draws: int, seed, *, courant: flo
     adaptive solver on the stacked system would be exact too, but every draw's ReLU kinks would shrink the common
     step; here each draw only pays for its own. ``tests/test_chapter3.py`` checks the decisions against DOP853.
     """
-    from ._checks import as_int
-
     courant = as_float("courant", courant, high=1.0)
     max_steps = as_int("max_steps", max_steps)
     runs = one_point_flows(m, k, n, draws, seed, 1e-12)
@@ -388,8 +382,6 @@ def one_point_descent(runs: OnePointRuns, eta: float, steps: int) -> OnePointDes
     ``-eta m a^``), so it runs on ``(a, N)`` for all draws at once; it equals :func:`gdlab.flow.gradient_descent` on
     :class:`gdlab.nets.MLPProblem` up to round-off.
     """
-    from ._checks import as_int
-
     if not isinstance(runs, OnePointRuns):
         raise ValueError("runs must be a OnePointRuns returned by one_point_flows")
     eta = as_float("eta", eta)

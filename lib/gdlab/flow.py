@@ -25,7 +25,7 @@ import numpy as np
 from scipy import integrate
 from scipy.optimize import brentq
 
-from ._checks import as_array, as_float, as_int
+from ._checks import as_array, as_float, as_int, as_rng
 
 LossGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -474,8 +474,6 @@ def quadratic_problem(eigenvalues, seed) -> QuadraticProblem:
     constant ``L = max(eigenvalues)`` is known exactly, for the step-size regimes of gradient descent.
     """
     from scipy.stats import ortho_group
-
-    from ._checks import as_rng
 
     lam = as_array("eigenvalues", eigenvalues, ndim=1)
     if lam.size == 0 or np.any(lam <= 0):
