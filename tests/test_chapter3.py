@@ -99,6 +99,39 @@ def test_batched_flow_agrees_with_gradient_flow_on_each_draw():
         np.testing.assert_allclose(runs.dist[:, i], ref.dist, rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.parametrize("m,k,n,seed,t_max", [(2, 3, 1, 2, 30.0), (3, 4, 2, 11, 10.0), (1, 2, 8, 3, 2.0),
+                                                (6, 20, 5, 9, 1.0), (1, 1, 1, 2, 5.0)])
+def test_single_draw_flow_with_unit_deaths_agrees_with_gradient_flow(m, k, n, seed, t_max):
+    """The explorer's single-draw path (smooth pieces between unit deaths) against the general ODE solver on the
+    packed parameters, on draws where units die on the way (and one where every unit is dead from the start)."""
+    t = np.linspace(0.0, t_max, 41)
+    one = bounds.one_point_flows(m, k, n, 1, seed, t_max, t_eval=t, rtol=1e-11, atol=1e-13)
+    np.testing.assert_array_equal(one.t, t)
+    problem = nets.MLPProblem(one.x[0], one.q[0], k)
+    ref = flow.gradient_flow(problem.loss_grad, one.w(0)[0], t_max, t_eval=t, rtol=1e-11, atol=1e-13)
+    assert ref.status == "completed"
+    np.testing.assert_allclose(one.loss[:, 0], ref.loss, rtol=1e-6, atol=1e-11)
+    assert np.max(np.abs(np.array([one.w(j)[0] for j in range(t.size)]) - ref.w)) < 1e-6
+    assert np.all(np.sum(np.diff((one.a[:, 0] > 0).astype(int), axis=0) > 0, axis=1) == 0)  # units only die
+
+
+def test_single_draw_flow_cases_include_deaths():
+    """The parametrised cases above are not vacuous: some units die along them."""
+    deaths = 0
+    for m, k, n, seed, t_max in [(2, 3, 1, 2, 30.0), (3, 4, 2, 11, 10.0), (1, 2, 8, 3, 2.0)]:
+        one = bounds.one_point_flows(m, k, n, 1, seed, t_max, rtol=1e-9, atol=1e-12)
+        deaths += int(np.sum(one.a[0, 0] > 0) - np.sum(one.a[-1, 0] > 0))
+    assert deaths >= 2
+
+
+def test_single_draw_flow_stops_below_the_threshold():
+    t = np.linspace(0.0, 5.0, 101)
+    one = bounds.one_point_flows(2, 16, 2, 1, 1, 5.0, t_eval=t, rtol=1e-8, atol=1e-13, stop_below=1e-10)
+    assert one.t[-1] < 5.0 and np.all(np.diff(one.t) > 0)
+    assert one.loss[-1, 0] == pytest.approx(1e-10 * one.l0[0], rel=1e-6)
+    assert np.all(one.loss[:-1, 0] > 1e-10 * one.l0[0])
+
+
 def test_batched_descent_agrees_with_gradient_descent():
     runs = bounds.one_point_flows(2, 8, 3, 4, seed=5, t_max=1.0)
     gd = bounds.one_point_descent(runs, 0.02, 50)
@@ -186,3 +219,32 @@ def test_explorer_shows_vacuous_bounds_and_divergence():
     assert "vacuous" in texts
     fig = plots.health_explorer_figure()
     assert "vacuous" not in " ".join(t.get_text() for t in fig.texts)
+
+
+def _pixels(fig) -> np.ndarray:
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+
+def test_pixel_cached_legend_draws_the_same_pixels_as_a_legend():
+    """The cached legend restores exactly what a plain legend draws, across redraws that change the data."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.legend import Legend
+
+    figs = []
+    for cls in (Legend, plots.PixelCachedLegend):
+        fig = Figure(figsize=(5, 3))
+        FigureCanvasAgg(fig)
+        ax = fig.add_axes((0.1, 0.1, 0.5, 0.8))
+        (line,) = ax.plot([0, 1], [0, 1], label="a line")
+        ax.plot([0, 1], [1, 0], "--", label="another")
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend_ = cls(ax, handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        figs.append((fig, line))
+    for y in ([0, 1], [0.5, 2.0], [3.0, -1.0]):
+        for _, line in figs:
+            line.set_ydata(y)
+        np.testing.assert_array_equal(_pixels(figs[0][0]), _pixels(figs[1][0]))
+    figs[1][0].set_dpi(150)  # another geometry: drawn afresh, not restored from the old pixels
+    figs[0][0].set_dpi(150)
+    np.testing.assert_array_equal(_pixels(figs[0][0]), _pixels(figs[1][0]))
