@@ -6,7 +6,8 @@ The budgets (see README.md, "Budgets"):
 - each chapter notebook, executed on a fresh kernel: under 20 s;
 - each explorer callback at its default settings (compute + redraw with the Agg backend): median under 50 ms,
   95th percentile under 100 ms; and along a seeded random walk of single control moves over the controls' whole
-  ranges (what a reader does; no repeated settings, so no cache helps): 95th percentile under 100 ms.
+  ranges (what a reader does; no repeated settings, so no cache helps): 95th percentile under 100 ms;
+- library kernels with their own budget: the chapter-4 Gram matrix (n = 200, d = 10, m = 1e4) under 1 s.
 
 Explorers are found through the convention of ``gdlab.widgets``: ``EXPLORERS`` maps a name to an object with an
 ``update`` callable and a ``defaults`` dict, and ``update(**defaults)`` returns a matplotlib Figure.
@@ -14,7 +15,7 @@ Explorers are found through the convention of ``gdlab.widgets``: ``EXPLORERS`` m
 Run it with the project's interpreter, from anywhere::
 
     .venv/bin/python benchmarks/run.py                 # everything (the clean build deletes _build)
-    .venv/bin/python benchmarks/run.py --skip-build    # notebooks and explorers only
+    .venv/bin/python benchmarks/run.py --skip-build    # notebooks, explorers and library kernels
     .venv/bin/python benchmarks/run.py --only explorers --calls 50 --json /tmp/bench.json
 
 The exit status is 1 if a measurement exceeds its budget or fails, 0 otherwise.
@@ -40,6 +41,7 @@ BOOK = ROOT / "book"
 BUILD_BUDGET_S = 90.0
 REBUILD_BUDGET_S = 10.0
 NOTEBOOK_BUDGET_S = 20.0
+GRAM_BUDGET_S = 1.0  # issue 5: the empirical NTK Gram matrix for n = 200, d = 10, m = 1e4, "well under a second"
 EXPLORER_MEDIAN_BUDGET_MS = 50.0
 EXPLORER_P95_BUDGET_MS = 100.0
 WARMUP_CALLS = 2
@@ -112,6 +114,27 @@ def execute_notebook(path: Path) -> float:
     start = time.perf_counter()
     client.execute()
     return time.perf_counter() - start
+
+
+def bench_library() -> list[Row]:
+    """Library kernels with a budget of their own: the chapter-4 Gram matrix ``gdlab.ntk.gram`` for n = 200 inputs in
+    R^10 and width m = 1e4 (median of 5 runs after one warm-up)."""
+    try:
+        from gdlab import nets, ntk
+    except ImportError as err:
+        return [Row("gram n=200 d=10 m=1e4", "-", f"< {GRAM_BUDGET_S:g} s", "n/a", f"cannot import gdlab.ntk ({err})")]
+    X = ntk.sphere_inputs(200, 10, seed=0)
+    W, _ = nets.du_init(10_000, 10, seed=1)
+    ntk.gram(W, X)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        ntk.gram(W, X)
+        times.append(time.perf_counter() - start)
+    seconds = float(np.median(times))
+    status = "ok" if seconds <= GRAM_BUDGET_S else "OVER"
+    return [Row("gram n=200 d=10 m=1e4 (ntk.gram)", f"{1e3 * seconds:.1f} ms", f"< {GRAM_BUDGET_S:g} s", status,
+                "median of 5")]
 
 
 def bench_notebooks() -> list[Row]:
@@ -243,7 +266,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-build", action="store_true", help="skip the clean build and the rebuild")
-    parser.add_argument("--only", choices=["build", "notebooks", "explorers"], help="run one group only")
+    parser.add_argument("--only", choices=["build", "notebooks", "explorers", "library"], help="run one group only")
     parser.add_argument("--calls", type=int, default=25, help="timed calls per explorer (at least 25)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON to PATH")
     args = parser.parse_args(argv)
@@ -259,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "build": bench_build,
         "notebooks": bench_notebooks,
         "explorers": lambda: bench_explorers(args.calls),
+        "library": bench_library,
     }
     selected = [args.only] if args.only else [g for g in groups if not (g == "build" and args.skip_build)]
     rows = [row for group in selected for row in groups[group]()]

@@ -237,7 +237,7 @@ def _check_du(W, a, X, y=None):
 def du_forward(W, a, X) -> np.ndarray:
     """Predictions ``u_i = m^{-1/2} sum_r a_r relu(w_r^T x_i)`` for inputs ``X`` (n, d); returns ``u`` (n,)."""
     W, a, X = _check_du(W, a, X)
-    return np.maximum(X @ W.T, 0.0) @ a / np.sqrt(W.shape[0])
+    return a @ np.maximum(W @ X.T, 0.0) / np.sqrt(W.shape[0])  # (m, n) layout: fast for wide nets
 
 
 def du_loss(W, a, X, y) -> float:
@@ -254,11 +254,37 @@ def du_grad(W, a, X, y) -> tuple[float, np.ndarray]:
     as in the paper's Gram matrix; the seed lecture's extra sum over r is a slip, see formulas.md).
     """
     W, a, X, y = _check_du(W, a, X, y)
-    pre = X @ W.T
-    r = np.maximum(pre, 0.0) @ a / np.sqrt(W.shape[0]) - y
-    S = (pre >= 0.0).astype(float)
-    dW = ((S * r[:, None]).T @ X) * (a[:, None] / np.sqrt(W.shape[0]))
+    _, r, dW = du_parts(W, a, X, y)
     return 0.5 * float(r @ r), dW
+
+
+def du_parts(W, a, X, y, work: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unchecked core of :func:`du_grad` for loops that checked their arguments once (chapter 4): the
+    pre-activations ``X W^T`` (n, m) (a transposed view), the residual ``u - y`` (n,) and ``dL/dW`` (m, d).
+
+    ``work`` (from :func:`du_workspace`) holds preallocated (m, n) and (m, d) buffers: in a training loop on a wide
+    net, allocating fresh arrays of that size at every step costs more (page faults) than the arithmetic. The
+    returned arrays then live in ``work`` and are overwritten by the next call.
+    """
+    m = W.shape[0]
+    scale = 1.0 / np.sqrt(m)
+    if work is None:
+        work = du_workspace(m, X.shape[0], X.shape[1])
+    P, G, mask, dW = work["P"], work["G"], work["mask"], work["dW"]
+    np.matmul(W, X.T, out=P)  # (m, n): neuron-major, several times faster than X @ W.T for wide nets
+    np.maximum(P, 0.0, out=G)
+    r = a @ G * scale - y
+    np.greater_equal(P, 0.0, out=mask)
+    np.multiply(mask, r, out=G)
+    np.matmul(G, X, out=dW)
+    dW *= (a * scale)[:, None]
+    return P.T, r, dW
+
+
+def du_workspace(m: int, n: int, d: int) -> dict:
+    """Buffers for :func:`du_parts` on a net of width ``m`` with ``n`` inputs in ``R^d`` (chapter 4)."""
+    return {"P": np.empty((m, n)), "G": np.empty((m, n)), "mask": np.empty((m, n), dtype=bool),
+            "dW": np.empty((m, d))}
 
 
 @dataclass(frozen=True)

@@ -898,3 +898,277 @@ def width_figure(ks, gd_loss, ideal, rig, dead_frac):
     ax2.semilogx(ks, dead_frac, "o-", color=COLORS["run"])
     ax2.set(xlabel="width k", ylabel="fraction with l(inf) = |q|^2/2")
     return fig
+
+
+# --- chapter 4 -------------------------------------------------------------------------------------------
+
+from . import ntk as _ntk  # noqa: E402  (chapter 4 section)
+
+
+def _fit_line(ax, x, y, color, label: str) -> float:
+    """Least-squares line through ``(log x, log y)`` drawn dashed on ``ax``; returns the slope (chapter 4)."""
+    slope, icpt = np.polyfit(np.log(x), np.log(y), 1)
+    ax.plot(x, np.exp(icpt) * np.asarray(x, dtype=float) ** slope, "--", color=color, lw=1,
+            label=f"{label}: slope {slope:.2f}")
+    return float(slope)
+
+
+def step_residual_figure(etas, rel_residual, flipped):
+    """One GD step of size ``eta`` against ``-eta H (u - y)`` (chapter 4, section 1): the relative residual
+    ``|du - predicted| / |predicted|`` (E,) against ``eta`` (E,), filled where no activation pattern flipped
+    (``flipped`` (E,) counts), open where some did."""
+    etas, res, flipped = (np.asarray(v, dtype=float) for v in (etas, rel_residual, flipped))
+    fig, (ax,) = new_figure(1, width=5.0, height=3.2)
+    floor = 1e-17
+    none = flipped == 0
+    ax.plot(etas[none], np.maximum(res[none], floor), "o", color=COLORS["flow"], label="no pattern flipped")
+    ax.plot(etas[~none], np.maximum(res[~none], floor), "o", mfc="none", color=COLORS["bound"],
+              label="some pattern flipped")
+    _plain_log(ax, "xy")
+    ax.set(xlabel="step size eta", ylabel="|du + eta H (u - y)| / |eta H (u - y)|")
+    ax.legend(frameon=False, fontsize="small")
+    return fig
+
+
+def kernel_regression_figure(t, exact_modes, t_num, numeric_modes, lam):
+    """The residual of kernel regression along the eigenvectors of ``H`` (chapter 4, section 2): the exact
+    ``|v_k^T (u(t) - y)|`` (T, K) as lines and the numerically integrated parameter flow (T', K) as dots; each mode
+    decays at its own rate ``lambda_k`` (K,)."""
+    fig, (ax,) = new_figure(1, width=5.2, height=3.3)
+    for k in range(exact_modes.shape[1]):
+        (line,) = ax.plot(t, exact_modes[:, k], lw=1.5, label=f"lambda = {lam[k]:.2g}")
+        ax.plot(t_num, numeric_modes[:, k], "o", ms=3, color=line.get_color())
+    _plain_log(ax)
+    ax.set(xlabel="t", ylabel="|v_k^T (u(t) - y)|")
+    ax.legend(frameon=False, fontsize="x-small", title="lines: exact; dots: flow of theta", title_fontsize="x-small")
+    return fig
+
+
+def gram_error_figure(ms, errors, band):
+    """``|H(0) - H*|_F`` against the width ``m`` (M,) on log-log axes (chapter 4, section 3): every draw (M, S) as a
+    dot, the median with its fitted slope, and the Hoeffding band (M,) that holds with probability ``1 - delta``."""
+    ms = np.asarray(ms, dtype=float)
+    fig, (ax,) = new_figure(1, width=5.2, height=3.3)
+    for j in range(errors.shape[1]):
+        ax.plot(ms, errors[:, j], ".", color="0.6", label="one draw" if j == 0 else None)
+    med = np.median(errors, axis=1)
+    ax.plot(ms, med, "o", color=COLORS["run"], label="median over draws")
+    _fit_line(ax, ms, med, COLORS["run"], "fit")
+    ax.plot(ms, band, "-", color=COLORS["bound"], label="Hoeffding bound (prob. 0.95)")
+    _plain_log(ax, "xy")
+    ax.set(xlabel="width m", ylabel="|H(0) - H*|_F")
+    ax.legend(frameon=False, fontsize="x-small")
+    return fig
+
+
+def lambda0_figure(deltas, lam0_pair, lam0_set):
+    """``lambda_0`` as two inputs on the circle approach each other (chapter 4, section 3): for the pair alone
+    (D,) and for a set of inputs in which one pair closes (D,), against the angle ``delta`` (D,) on log-log axes."""
+    fig, (ax,) = new_figure(1, width=5.0, height=3.2)
+    ax.plot(deltas, lam0_pair, "o-", color=COLORS["run"], ms=3, label="two inputs")
+    ax.plot(deltas, lam0_set, "s-", color=COLORS["gd"], ms=3, label="eight inputs, one pair closing")
+    ax.plot(deltas, np.asarray(deltas) / (2 * np.pi), ":", color="0.3", label="delta / (2 pi)")
+    _plain_log(ax, "xy")
+    ax.set(xlabel="angle delta between the two inputs", ylabel="lambda_0 = lambda_min(H*)")
+    ax.legend(frameon=False, fontsize="x-small")
+    return fig
+
+
+def lazy_figure(ms, drift, flips, gram_change):
+    """Lazy training against the width ``m`` (M,) (chapter 4, section 4): ``max_r |w_r(T) - w_r(0)|``, the fraction
+    of flipped activation patterns and ``|H(T) - H(0)|_F`` (each (M,), medians over draws), with fitted slopes."""
+    ms = np.asarray(ms, dtype=float)
+    fig, axes = new_figure(3, width=3.3, height=3.0)
+    for ax, vals, name in zip(axes, (drift, flips, gram_change),
+                              ("max_r |w_r(T) - w_r(0)|", "fraction of flipped patterns", "|H(T) - H(0)|_F"),
+                              strict=True):
+        ax.plot(ms, vals, "o", color=COLORS["run"])
+        _fit_line(ax, ms, vals, COLORS["bound"], "fit")
+        _plain_log(ax, "xy")
+        ax.set(xlabel="width m", title=name)
+        ax.legend(frameon=False, fontsize="x-small")
+    return fig
+
+
+def ntk_convergence_figure(curves, lam0):
+    """``L(t) / L(0)`` against ``t`` for several widths (chapter 4, section 5): ``curves`` maps a label to
+    ``(t, ratio, lam_low)``, drawn with the bound ``exp(-2 lam_low t)`` of the theorem (dotted, same colour); the
+    dashed black line is the bound ``exp(-lambda_0 t)`` of Du et al."""
+    fig, (ax,) = new_figure(1, width=5.6, height=3.5)
+    t_max = 0.0
+    for label, (t, ratio, lam_low) in curves.items():
+        (line,) = ax.plot(t, ratio, lw=1.6, label=label)
+        ax.plot(t, np.exp(-2 * lam_low * t), ":", color=line.get_color())
+        t_max = max(t_max, float(t[-1]))
+    tt = np.linspace(0, t_max, 100)
+    ax.plot(tt, np.exp(-lam0 * tt), "--", color="k", lw=1, label="exp(-lambda_0 t)")
+    _plain_log(ax)
+    ax.set(xlabel="t = k eta", ylabel="L(t) / L(0)")
+    ax.legend(frameon=False, fontsize="x-small", title="dotted: exp(-2 lambda_low t)", title_fontsize="x-small")
+    return fig
+
+
+def kernel_predictor_figure(theta, f_net, f_ker, theta_train, y_train, ms, distances: dict):
+    """Left: the trained net's function on the circle (angle ``theta`` (T,)), ``f_net`` (T,), against the kernel
+    predictor ``f_ker`` (T,) and the training points. Right: each series of ``distances`` (label -> (M,)) between the
+    net and a predictor against the width ``ms`` (M,), log-log (chapter 4, section 6)."""
+    fig, (ax1, ax2) = new_figure(2, width=4.4, height=3.4)
+    ax1.plot(theta, f_net, color=COLORS["run"], lw=2, label="trained net (widest)")
+    ax1.plot(theta, f_ker, "--", color=COLORS["bound"], lw=1.5, label="kernel predictor, corrected")
+    ax1.plot(theta_train, y_train, "ko", ms=5, label="training points")
+    ax1.set(xlabel="angle of the input on the circle", ylabel="output")
+    ax1.legend(frameon=False, fontsize="x-small")
+    ms = np.asarray(ms, dtype=float)
+    for (label, dist), marker in zip(distances.items(), "os^v", strict=False):
+        ax2.plot(ms, dist, marker + "-", ms=4, label=label)
+    _plain_log(ax2, "xy")
+    ax2.set(xlabel="width m", ylabel="max over test inputs of |f_net - predictor|")
+    ax2.legend(frameon=False, fontsize="x-small")
+    return fig
+
+
+#: The chapter-4 explorer's data: seven inputs on the unit circle (no two parallel; lambda_0 = 0.050) and targets
+#: ``y = sin(theta) + cos(2 theta) / 2``.
+CH04_ANGLES = np.array([0.3, 1.1, 1.9, 2.6, 3.8, 4.6, 5.5])
+CH04_DEFAULTS = {"m": 1000, "eta": 0.5, "steps": 150, "draw": 0}
+CH04_WIDTHS = (10, 30, 100, 300, 1000, 3000)  # wider nets train too slowly for the explorer's 100 ms budget
+_CH04_TEST = np.linspace(0.0, 2.0 * np.pi, 121)
+_CH04_SHOWN = 1e3  # a kernel predictor beyond this size has diverged: it is not drawn to scale
+
+
+def ch04_targets(theta):
+    """Targets ``y = sin(theta) + cos(2 theta) / 2`` of the chapter-4 circle examples."""
+    return np.sin(theta) + 0.5 * np.cos(2.0 * theta)
+
+
+@lru_cache(maxsize=1)
+def _ch04_kernels() -> tuple[np.ndarray, np.ndarray, float]:
+    """``H*`` (n, n) on the explorer's inputs, ``K*`` (T, n) from the test grid to them, and ``lambda_0``."""
+    X = _ntk.circle_inputs(CH04_ANGLES)
+    H = _ntk.ntk_limit(X)
+    for arr in (H,):
+        arr.flags.writeable = False
+    return H, _ntk.ntk_limit(_ntk.circle_inputs(_CH04_TEST), X), _ntk.lambda_0(X)
+
+
+class Ch04Run(NamedTuple):
+    """One setting of the chapter-4 explorer: the GD run on the circle data (:class:`gdlab.ntk.LazyRun`), the net's
+    function ``f_net`` (T,) and ``f_0`` (T,) on the test angles, the kernel predictor ``f_ker`` (T,) for the same
+    training time and ``lambda_0``."""
+
+    run: _ntk.LazyRun
+    f_net: np.ndarray
+    f0: np.ndarray
+    f_ker: np.ndarray
+    lam0: float
+
+
+def ch04_run(m: int = 1000, eta: float = 0.5, steps: int = 150, draw: int = 0) -> Ch04Run:
+    """Train the Du et al. net of width ``m`` (initialisation ``draw``) for ``steps`` GD steps of size ``eta`` on the
+    seven circle inputs; compare its function with the kernel predictor (limit kernel, same steps) (chapter 4)."""
+    m = as_int("m", m, high=100_000)
+    eta = as_float("eta", eta, high=10.0)
+    steps = as_int("steps", steps, high=5000)
+    draw = as_int("draw", draw, low=0)
+    X = _ntk.circle_inputs(CH04_ANGLES)
+    y = ch04_targets(CH04_ANGLES)
+    W0, a = _nets.du_init(m, 2, draw)
+    run = _ntk.lazy_training(X, y, W0, a, eta, steps, records=25)
+    Z = _ntk.circle_inputs(_CH04_TEST)
+    H, K, lam0 = _ch04_kernels()
+    f0 = _nets.du_forward(W0, a, Z)
+    f_net = _nets.du_forward(run.W, a, Z) if run.diverged_at < 0 else np.full(Z.shape[0], np.nan)
+    with np.errstate(over="ignore", invalid="ignore"):  # the kernel model diverges too when eta > 2 / lambda_max
+        f_ker = _ntk.kernel_predictor(K, H, y, u0=run.u[0], f0_te=f0, t=steps * eta, eta=eta)
+    return Ch04Run(run, f_net, f0, f_ker, lam0)
+
+
+class NTKExplorerView:
+    """The chapter-4 explorer's figure (built once, updated in place).
+
+    Left: ``L(t) / L(0)`` (log) with the bound ``exp(-2 lambda_low t)`` (``lambda_low`` the smallest
+    ``lambda_min(H)`` recorded) and Du et al.'s ``exp(-lambda_0 t)``. Right: the net's function on the circle after
+    training, the kernel predictor for the same training, the initial function and the data. The line above gives the
+    kernel's relative change ``|H(T) - H(0)|_F / |H(0)|_F``, the fraction of flipped activation patterns and the
+    largest gap between net and predictor: numbers, not a third panel, because every axis costs ~15 ms per redraw.
+    """
+
+    def __init__(self):
+        self._fig = None
+
+    def _build(self):
+        self._fig = fig = Figure(figsize=(9.0, 3.5))
+        FigureCanvasAgg(fig)
+        self._axes = ax_l, ax_f = [fig.add_axes((0.07 + 0.5 * i, 0.14, 0.4, 0.58)) for i in range(2)]
+        ax_l.set_yscale("log")
+        ax_l.yaxis.set_major_locator(LogLocator(numticks=4))
+        ax_l.yaxis.set_major_formatter(FuncFormatter(_ascii_power_of_ten))
+        ax_l.yaxis.set_minor_locator(NullLocator())
+        ax_l.xaxis.set_major_locator(MaxNLocator(3))
+        ax_l.set_xlabel("time t = k eta")
+        (self._loss,) = ax_l.plot([], [], color=COLORS["gd"], lw=2, label="L(t) / L(0)")
+        (self._low,) = ax_l.plot([], [], ":", color=COLORS["bound2"], lw=1.5, label="exp(-2 lambda_low t)")
+        (self._du,) = ax_l.plot([], [], "--", color=COLORS["bound"], lw=1.2, label="exp(-lambda_0 t)")
+        ax_f.set(xlim=(0, 2 * np.pi), xlabel="angle of the input")
+        ax_f.xaxis.set_major_locator(MaxNLocator(4))
+        ax_f.yaxis.set_major_locator(MaxNLocator(4))
+        (self._f0,) = ax_f.plot(_CH04_TEST, np.zeros_like(_CH04_TEST), color="0.7", lw=1, label="net at t = 0")
+        (self._fnet,) = ax_f.plot(_CH04_TEST, np.zeros_like(_CH04_TEST), color=COLORS["run"], lw=2,
+                                  label="trained net")
+        (self._fker,) = ax_f.plot(_CH04_TEST, np.zeros_like(_CH04_TEST), "--", color=COLORS["bound"], lw=1.5,
+                                  label="kernel predictor")
+        ax_f.plot(CH04_ANGLES, ch04_targets(CH04_ANGLES), "ko", ms=4, label="data")
+        for ax in self._axes:
+            handles, labels = ax.get_legend_handles_labels()
+            ax.legend_ = PixelCachedLegend(ax, handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.01),
+                                           frameon=False, fontsize="x-small", ncol=2, borderaxespad=0.0,
+                                           handlelength=1.5)
+        self._status = fig.text(0.5, 0.94, "", ha="center", fontsize=9)
+        self._note = ax_f.text(0.5, 0.5, "", transform=ax_f.transAxes, ha="center", va="center", fontsize=9,
+                               color=COLORS["bound"], visible=False,
+                               bbox={"facecolor": "white", "edgecolor": COLORS["bound"]})
+
+    def update(self, m: int = 1000, eta: float = 0.5, steps: int = 150, draw: int = 0):
+        """Run this setting and redraw; returns the view's Figure (chapter-4 explorer)."""
+        res = ch04_run(m, eta, steps, draw)
+        if self._fig is None:
+            self._build()
+        run = res.run
+        ax_l, ax_f = self._axes
+        t_end = max(steps * eta, 1e-12)
+        t, ratio = finite_part(run.t, run.loss / run.loss[0])
+        ratio = np.maximum(ratio, 1e-16)
+        lam_low = max(float(np.min(run.lambda_min)), 0.0)
+        tt = np.linspace(0.0, t_end, 60)
+        self._loss.set_data(t, ratio)
+        self._low.set_data(tt, np.maximum(np.exp(-2 * lam_low * tt), 1e-16))
+        self._du.set_data(tt, np.maximum(np.exp(-res.lam0 * tt), 1e-16))
+        ax_l.set(xlim=(0, t_end), ylim=(max(1e-16, 0.3 * float(ratio.min())), max(3.0, 3.0 * float(ratio.max()))))
+        self._f0.set_ydata(res.f0)
+        self._fnet.set_ydata(res.f_net)
+        ker_ok = bool(np.all(np.abs(res.f_ker) < _CH04_SHOWN))  # a diverged kernel model would flatten the panel
+        self._fker.set_ydata(res.f_ker if ker_ok else np.full(res.f_ker.shape, np.nan))
+        shown = [ch04_targets(CH04_ANGLES), res.f0] + [f for f, ok in ((res.f_net, run.diverged_at < 0),
+                                                                       (res.f_ker, ker_ok)) if ok]
+        lo, hi = min(float(v.min()) for v in shown), max(float(v.max()) for v in shown)
+        ax_f.set_ylim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
+        notes = [f"GD diverged at step {run.diverged_at}"] if run.diverged_at >= 0 else []
+        if not ker_ok:
+            notes.append("the kernel model diverges too\n(eta > 2 / lambda_max(H*))")
+        self._note.set_text("\n".join(notes))
+        self._note.set_visible(bool(notes))
+        gap = float(np.max(np.abs(res.f_net - res.f_ker))) if run.diverged_at < 0 and ker_ok else np.nan
+        self._status.set_text(f"at t = {run.t[-1]:.3g}: kernel change |H(t) - H(0)|_F / |H(0)|_F = "
+                              f"{run.gram_change[-1] / np.linalg.norm(run.H0):.3g}, flipped patterns "
+                              f"{100 * run.flips[-1]:.2g}%, max |net - predictor| = {gap:.2g}")
+        return self._fig
+
+
+_CH04_VIEW: list[NTKExplorerView] = []
+
+
+def ntk_explorer_figure(m: int = 1000, eta: float = 0.5, steps: int = 150, draw: int = 0):
+    """The chapter-4 explorer figure (one persistent :class:`NTKExplorerView`)."""
+    if not _CH04_VIEW:
+        _CH04_VIEW.append(NTKExplorerView())
+    return _CH04_VIEW[0].update(m, eta, steps, draw)

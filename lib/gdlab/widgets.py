@@ -184,3 +184,33 @@ ch03_health = register(Explorer(
     controls=_ch03_controls,
     description="Loss of GD and of the flow on one data point against the idealised and the rigorous bounds.",
 ))
+
+
+# --- chapter 4 -------------------------------------------------------------------------------------------
+
+# Chapter 4: the Du et al. net on seven inputs on the circle: loss against the bounds, the kernel's drift, and the
+# trained function against the kernel predictor, for a width, a step size, a number of steps and an initialisation.
+
+
+def _ch04_controls() -> dict[str, widgets.Widget]:
+    """Controls of the chapter-4 explorer: width (a ladder of values), step size (log scale), steps, draw."""
+    d = plots.CH04_DEFAULTS
+    common = {"continuous_update": False, "style": {"description_width": "initial"}}
+    return {
+        "m": widgets.SelectionSlider(options=list(plots.CH04_WIDTHS), value=d["m"], description="width m", **common),
+        "eta": widgets.FloatLogSlider(value=d["eta"], base=10, min=-2, max=0.5, step=0.05, readout_format=".3g",
+                                      description="step size eta", **common),
+        "steps": widgets.IntSlider(value=d["steps"], min=10, max=200, step=10, description="steps", **common),
+        "draw": widgets.IntSlider(value=d["draw"], min=0, max=99, description="draw", **common),
+    }
+
+
+ch04_ntk = register(Explorer(
+    name="ch04 ntk",
+    chapter="4",
+    update=plots.ntk_explorer_figure,
+    defaults=dict(plots.CH04_DEFAULTS),
+    controls=_ch04_controls,
+    description="Lazy training of a wide two-layer ReLU net: loss against the bounds, kernel drift, function against "
+                "the kernel predictor.",
+))

@@ -1,0 +1,386 @@
+"""The neural tangent kernel of a wide two-layer ReLU net and lazy training (chapter 4; compute layer: numpy/scipy only).
+
+The model is the net of :cite:`du2018gradient` (:func:`gdlab.nets.du_forward`):
+``u(x) = m^{-1/2} sum_r a_r relu(w_r^T x)`` with ``w_r(0) ~ N(0, I_d)``, fixed signs ``a_r`` in {-1, +1}, only ``W``
+trained, on the loss ``L(W) = (1/2) sum_i (u_i - y_i)^2`` (the sum convention; the seed lecture divides by n).
+
+* The Gram matrix ``H(W)_ij = <du_i/dW, du_j/dW> = (x_i^T x_j / m) #{r : w_r^T x_i >= 0, w_r^T x_j >= 0}``, computed
+  from the activation-pattern matrix with one matrix product (:func:`gram`), and from the explicit Jacobian as a
+  reference (:func:`gram_jacobian`).
+* Its limit for ``m -> inf`` on unit inputs, ``H*_ij = x_i^T x_j (pi - arccos x_i^T x_j) / (2 pi)`` (:func:`ntk_limit`),
+  ``lambda_0 = lambda_min(H*)`` and the Hoeffding radius of ``H(0) - H*`` (:func:`hoeffding_radius`).
+* Kernel regression, where ``H`` is constant: the exact prediction dynamics (:func:`kernel_dynamics`) and the kernel
+  predictor at a test input (:func:`kernel_predictor`).
+* Gradient descent on the net with what lazy training is about recorded along the way: how far each ``w_r`` moved, the
+  fraction of activation patterns that flipped, ``|H(t) - H(0)|_F`` and ``lambda_min(H(t))`` (:func:`lazy_training`).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+from . import nets as _nets
+from ._checks import as_array, as_float, as_int, as_rng
+
+UNIT_TOL = 1e-10  # rows of an input matrix count as unit vectors when ||x| - 1| <= UNIT_TOL
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's controller of the loaded BLAS libraries, or None where threadpoolctl is not installed
+    (JupyterLite, whose BLAS is single-threaded anyway)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> AbstractContextManager:
+    """A context in which BLAS runs on one thread (chapter 4's training loops).
+
+    The products of a wide net with few inputs, ``(m, d) x (d, n)`` and ``(m, n) x (n, d)`` with small ``n, d``, are
+    too thin to share between threads: on a 2-core machine OpenBLAS's thread hand-offs made a gradient-descent step
+    three to four times slower than on one thread (measured with ``m = 1e5``, ``n = 10``, ``d = 5``).
+    """
+    controller = _blas_controller()
+    return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
+
+
+# --- inputs ----------------------------------------------------------------------------------------------------
+
+
+def unit_inputs(name: str, X) -> np.ndarray:
+    """Check that ``X`` (n, d) is finite with unit-norm rows (the setting of the closed-form kernel, chapter 4);
+    return it as a float array. Raises ``ValueError`` naming ``name`` otherwise."""
+    X = as_array(name, X, ndim=2)
+    norms = np.linalg.norm(X, axis=1)
+    bad = np.flatnonzero(np.abs(norms - 1.0) > UNIT_TOL)
+    if bad.size:
+        raise ValueError(f"{name} must have rows of unit norm (|x_i| = 1 within {UNIT_TOL:g}); row {bad[0]} has "
+                         f"norm {norms[bad[0]]:.6g}")
+    return X
+
+
+def sphere_inputs(n: int, d: int, seed) -> np.ndarray:
+    """``n`` inputs drawn uniformly on the unit sphere of ``R^d``: ``X`` (n, d) (chapter 4)."""
+    n, d = as_int("n", n), as_int("d", d, low=2)
+    X = as_rng(seed).normal(size=(n, d))
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def circle_inputs(angles) -> np.ndarray:
+    """Inputs on the unit circle, ``x = (cos theta, sin theta)``: ``X`` (n, 2) for ``angles`` (n,) (chapter 4)."""
+    angles = as_array("angles", angles, ndim=1)
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def symmetric_init(m: int, d: int, seed) -> tuple[np.ndarray, np.ndarray]:
+    """An initialisation with ``u_0 = 0`` everywhere: ``m/2`` Du et al. neurons (:func:`gdlab.nets.du_init`) and a copy
+    of each with the opposite sign. ``m`` must be even. Returns ``W`` (m, d), ``a`` (m,) (chapter 4, section 6).
+    In floating point the output is zero up to round-off (~1e-15): the matrix product does not add each pair first."""
+    m = as_int("m", m, low=2)
+    if m % 2:
+        raise ValueError(f"m must be an even integer >= 2 for the symmetric initialisation; got {m}")
+    W, a = _nets.du_init(m // 2, d, seed)
+    return np.vstack([W, W]), np.concatenate([a, -a])
+
+
+# --- the Gram matrix and its limit ---------------------------------------------------------------------------
+
+
+def activation_patterns(W, X) -> np.ndarray:
+    """``S`` (n, m) bool: ``S_ir = 1{w_r^T x_i >= 0}`` for ``W`` (m, d), ``X`` (n, d) (chapter 4)."""
+    W = as_array("W", W, ndim=2)
+    X = as_array("X", X, shape=(None, W.shape[1]))
+    return X @ W.T >= 0.0
+
+
+def gram_from_patterns(S: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``H = (X X^T) * (S S^T) / m`` (n, n) from the pattern matrix ``S`` (n, m) (unchecked; chapter 4).
+
+    The counts ``S S^T`` are integers below ``2^24`` for ``m < 2^24``, which single precision adds exactly: half the
+    memory traffic of double precision for the same, exact, result."""
+    Sf = S.astype(np.float32 if S.shape[1] < 2**24 else np.float64)
+    return (X @ X.T) * (Sf @ Sf.T).astype(np.float64) / S.shape[1]
+
+
+def gram(W, X) -> np.ndarray:
+    """The Gram matrix ``H(W)`` (n, n) of the Du et al. net at first-layer weights ``W`` (m, d) on inputs ``X`` (n, d).
+
+    ``H_ij = <du_i/dW, du_j/dW> = (x_i^T x_j / m) #{r : w_r^T x_i >= 0 and w_r^T x_j >= 0}`` (the signs ``a_r = +-1``
+    square away). One product of the pattern matrix with its transpose: no loop over neurons, no Jacobian.
+    """
+    W = as_array("W", W, ndim=2)
+    X = as_array("X", X, shape=(None, W.shape[1]))
+    return gram_from_patterns(X @ W.T >= 0.0, X)
+
+
+def jacobian(W, a, X) -> np.ndarray:
+    """The Jacobian ``J`` (n, m d) of the predictions ``u`` (n,) with respect to ``vec W`` (row-major), written out
+    (the reference for :func:`gram`; memory ``n m d``, small nets only). Row ``i``, block ``r``:
+    ``du_i/dw_r = m^{-1/2} a_r 1{w_r^T x_i >= 0} x_i`` (chapter 4)."""
+    W = as_array("W", W, ndim=2)
+    m, d = W.shape
+    a = as_array("a", a, shape=(m,))
+    X = as_array("X", X, shape=(None, d))
+    S = (X @ W.T >= 0.0).astype(float)
+    return (S[:, :, None] * a[None, :, None] * X[:, None, :]).reshape(X.shape[0], m * d) / np.sqrt(m)
+
+
+def gram_jacobian(W, a, X) -> np.ndarray:
+    """``H = J J^T`` (n, n) from the explicit Jacobian (:func:`jacobian`): the definition, for checking :func:`gram`."""
+    J = jacobian(W, a, X)
+    return J @ J.T
+
+
+def ntk_limit(X, Z=None) -> np.ndarray:
+    """The limit kernel ``K*(x, z) = x^T z (pi - arccos x^T z) / (2 pi)`` between the unit-norm rows of ``X`` (n, d)
+    and ``Z`` (n', d) (default ``Z = X``, giving ``H*``): (n, n'). It is ``E_w[x^T z 1{w^T x >= 0, w^T z >= 0}]`` for
+    ``w ~ N(0, I)``: the two half-spaces overlap in a fraction ``(pi - angle) / (2 pi)`` of directions (chapter 4)."""
+    X = unit_inputs("X", X)
+    Z = X if Z is None else unit_inputs("Z", Z)
+    if Z.shape[1] != X.shape[1]:
+        raise ValueError(f"Z must have shape (n', {X.shape[1]}) like X; got {Z.shape}")
+    c = np.clip(X @ Z.T, -1.0, 1.0)
+    # the angle as 2 atan2(|x - z|, |x + z|): accurate for nearly parallel inputs, where arccos(x^T z) loses half
+    # the digits (arccos of a number that rounds to 1 - 1e-16 is already 1.5e-8)
+    diff = np.linalg.norm(X[:, None, :] - Z[None, :, :], axis=2)
+    total = np.linalg.norm(X[:, None, :] + Z[None, :, :], axis=2)
+    angle = 2.0 * np.arctan2(diff, total)
+    return c * (np.pi - angle) / (2.0 * np.pi)
+
+
+def lambda_0(X) -> float:
+    """``lambda_0 = lambda_min(H*)`` for unit inputs ``X`` (n, d) (chapter 4). Positive when no two inputs are parallel
+    (Du et al.); it goes to 0 as two inputs approach each other. Returned as computed (it may be ~1e-17 or slightly
+    negative in floating point for parallel inputs)."""
+    return float(np.linalg.eigvalsh(ntk_limit(X))[0])
+
+
+def hoeffding_radius(m: int, n: int, delta: float) -> float:
+    """``eps`` with ``P(max_ij |H_ij(0) - H*_ij| / |x_i^T x_j| > eps) <= delta`` over the Gaussian draw of ``m``
+    neurons, for ``n`` inputs (chapter 4, claim 1).
+
+    ``H_ij(0) / x_i^T x_j`` is a mean of ``m`` independent indicators in [0, 1] with mean ``H*_ij / x_i^T x_j``;
+    Hoeffding gives ``P(|mean - E| >= eps) <= 2 exp(-2 m eps^2)`` per entry, and a union bound over the
+    ``n (n + 1) / 2`` distinct entries gives ``eps = sqrt(log(n (n + 1) / delta) / (2 m))``. Then
+    ``|H(0) - H*|_F <= eps |X X^T|_F`` with probability at least ``1 - delta``.
+    """
+    m, n = as_int("m", m), as_int("n", n)
+    delta = as_float("delta", delta, high=1.0, high_open=True)
+    return float(np.sqrt(np.log(n * (n + 1) / delta) / (2.0 * m)))
+
+
+# --- kernel regression: constant H ------------------------------------------------------------------------------
+
+
+def _eig_checked(H) -> tuple[np.ndarray, np.ndarray]:
+    H = as_array("H", H, ndim=2)
+    if H.shape[0] != H.shape[1] or not np.allclose(H, H.T, rtol=1e-12, atol=1e-14):
+        raise ValueError(f"H must be a symmetric (n, n) matrix; got shape {H.shape}")
+    lam, V = np.linalg.eigh(H)
+    if lam[0] < -1e-12 * max(1.0, abs(lam[-1])):
+        raise ValueError(f"H must be positive semi-definite; its smallest eigenvalue is {lam[0]:.3g}")
+    return np.maximum(lam, 0.0), V
+
+
+class KernelRegressionProblem:
+    """Kernel regression as a learning problem (chapter 4, section 2): predictions ``u = Phi theta`` with a fixed
+    feature matrix ``Phi`` (n, p) (row ``i`` is ``phi(x_i)``), targets ``y`` (n,), loss ``L = |Phi theta - y|^2 / 2``.
+    Its Gram matrix ``H = Phi Phi^T`` does not depend on ``theta``. ``loss_grad(theta)`` serves :mod:`gdlab.flow`."""
+
+    def __init__(self, Phi, y):
+        self.Phi = as_array("Phi", Phi, ndim=2)
+        self.y = as_array("y", y, shape=(self.Phi.shape[0],))
+
+    @property
+    def H(self) -> np.ndarray:
+        """The constant Gram matrix ``Phi Phi^T`` (n, n)."""
+        return self.Phi @ self.Phi.T
+
+    def loss_grad(self, theta) -> tuple[float, np.ndarray]:
+        """``(L(theta), Phi^T (Phi theta - y))`` for ``theta`` (p,)."""
+        r = self.Phi @ theta - self.y
+        return 0.5 * float(r @ r), self.Phi.T @ r
+
+
+def kernel_dynamics(H, u0, y, t) -> np.ndarray:
+    """Exact solution of ``du/dt = -H (u - y)`` for a constant kernel ``H`` (n, n) (chapter 4, kernel regression):
+    ``u(t) = y + V exp(-Lambda t) V^T (u0 - y)`` with ``H = V Lambda V^T``. ``t`` (T,) non-negative; returns (T, n).
+    The residual's component along eigenvector ``v_k`` decays like ``exp(-lambda_k t)``."""
+    lam, V = _eig_checked(H)
+    n = lam.size
+    u0, y = as_array("u0", u0, shape=(n,)), as_array("y", y, shape=(n,))
+    t = as_array("t", t, ndim=1)
+    if np.any(t < 0):
+        raise ValueError("t must contain only times >= 0")
+    coef = V.T @ (u0 - y)
+    return y + (np.exp(-np.outer(t, lam)) * coef) @ V.T
+
+
+def kernel_predictor(K_te, H, y, *, u0=None, f0_te=None, t: float = np.inf, eta: float | None = None) -> np.ndarray:
+    """Predictions at test inputs of kernel regression trained for time ``t`` (chapter 4, section 6).
+
+    By gradient flow: ``f_t(z) = f_0(z) + K(z, X) H^{-1} (I - exp(-H t)) (y - u_0)``, with ``K_te`` (n_te, n) the
+    kernel between test and training inputs, ``H`` (n, n) the training kernel, ``y`` (n,) targets. ``u0`` (n,) and
+    ``f0_te`` (n_te,) are the initial outputs on the training and test inputs (default: zero, the predictor
+    ``K_te H^{-1} y``). With ``eta``, by ``t / eta`` steps of gradient descent instead: ``exp(-H t)`` becomes
+    ``(I - eta H)^(t / eta)``. ``t = inf`` (default) is the trained limit, where ``H`` must be invertible: a singular
+    ``H`` (two parallel inputs) raises ``ValueError``.
+    """
+    lam, V = _eig_checked(H)
+    n = lam.size
+    K_te = as_array("K_te", K_te, shape=(None, n))
+    y = as_array("y", y, shape=(n,))
+    u0 = np.zeros(n) if u0 is None else as_array("u0", u0, shape=(n,))
+    f0 = np.zeros(K_te.shape[0]) if f0_te is None else as_array("f0_te", f0_te, shape=(K_te.shape[0],))
+    if not (isinstance(t, float) and t == np.inf):
+        t = as_float("t", t, low=0.0, low_open=False)
+    coef = V.T @ (y - u0)
+    if np.isinf(t):
+        if lam[0] <= 1e-12 * lam[-1]:
+            raise ValueError(f"H must be invertible for t = inf; lambda_min(H) = {lam[0]:.3g} (are two inputs "
+                             "parallel?)")
+        gain = 1.0 / lam
+    else:
+        zero = lam == 0.0
+        safe = np.where(zero, 1.0, lam)
+        if eta is None:  # (1 - exp(-lambda t)) / lambda, with its limit t at lambda = 0
+            gain = np.where(zero, t, -np.expm1(-lam * t) / safe)
+        else:  # (1 - (1 - eta lambda)^k) / lambda = eta sum_{j < k} (1 - eta lambda)^j, for k = t / eta steps
+            eta = as_float("eta", eta)
+            k = int(round(t / eta))
+            x = eta * lam
+            inside = x < 1.0  # there 1 - (1 - x)^k = -expm1(k log1p(-x)), without cancellation for small x
+            power_term = np.where(inside, -np.expm1(k * np.log1p(-np.where(inside, x, 0.0))),
+                                  1.0 - (1.0 - x) ** k)
+            gain = np.where(zero, k * eta, power_term / safe)
+    return f0 + K_te @ (V @ (gain * coef))
+
+
+# --- gradient descent on the net, with the lazy-training measurements -------------------------------------------
+
+
+class LazyRun(NamedTuple):
+    """Gradient descent on the Du et al. net (chapter 4), from :func:`lazy_training`.
+
+    Recorded at steps ``k`` (R,) (times ``t = k eta``): ``loss`` (R,) ``L = |u - y|^2 / 2``; ``u`` (R, n) predictions;
+    ``drift`` (R,) ``max_r |w_r(k) - w_r(0)|``; ``flips`` (R,) the fraction of the ``m n`` activation patterns
+    ``1{w_r^T x_i >= 0}`` that differ from step 0; ``gram_change`` (R,) ``|H(k) - H(0)|_F``; ``lambda_min`` (R,)
+    ``lambda_min(H(k))``. ``H0`` (n, n) is ``H(0)``, ``W`` (m, d) the last iterate. ``min_lambda_min`` is
+    ``lambda_min(H(k))`` minimised over every step (with ``track_lambda``; else over the records), ``flip_steps``
+    the number of steps during which some pattern flipped (the steps where ``u(k+1) - u(k) = -eta H(k) (u(k) - y)``
+    is not exact). ``diverged_at``: the step at which the loss
+    became non-finite or exceeded ``1e6 (1 + L(0))``, else -1 (the records stop there).
+    """
+
+    k: np.ndarray
+    t: np.ndarray
+    loss: np.ndarray
+    u: np.ndarray
+    drift: np.ndarray
+    flips: np.ndarray
+    gram_change: np.ndarray
+    lambda_min: np.ndarray
+    H0: np.ndarray
+    W: np.ndarray
+    min_lambda_min: float
+    flip_steps: int
+    diverged_at: int
+
+
+def record_steps(steps: int, records: int) -> np.ndarray:
+    """About ``records`` step indices from 0 to ``steps`` (both included), spaced evenly (chapter 4)."""
+    return np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int))
+
+
+def lazy_training(X, y, W0, a, eta: float, steps: int, *, records: int = 50, track_lambda: bool = False) -> LazyRun:
+    """``steps`` steps of gradient descent ``W <- W - eta dL/dW`` on the Du et al. net from ``W0`` (m, d) with signs
+    ``a`` (m,), inputs ``X`` (n, d), targets ``y`` (n,); lazy-training quantities at about ``records`` steps.
+
+    With ``track_lambda`` the smallest eigenvalue of ``H(k)`` is also computed at every step (an n x n
+    eigenproblem and an ``n x m`` pattern product per step) for ``min_lambda_min``; otherwise it is the minimum over
+    the records. Memory ``O(n m + m d)``; the work per step is two ``n x m x d`` products (chapter 4).
+    """
+    W = as_array("W0", W0, ndim=2)
+    m, d = W.shape
+    a = as_array("a", a, shape=(m,))
+    X = as_array("X", X, shape=(None, d))
+    y = as_array("y", y, shape=(X.shape[0],))
+    eta = as_float("eta", eta)
+    steps = as_int("steps", steps, low=0)
+    records = as_int("records", records, low=2)
+    rec = set(record_steps(steps, records).tolist())
+    W0, W = W.copy(), W.copy()
+    work = _nets.du_workspace(m, X.shape[0], d)
+    _, r, dW = _nets.du_parts(W, a, X, y, work)
+    mask = work["mask"]  # (m, n) patterns 1{w_r^T x_i >= 0} of the current iterate, the transpose of S
+    S0, S_prev = mask.copy(), mask.copy()
+    H0 = gram_from_patterns(S0.T, X)
+    limit = 1e6 * (1.0 + 0.5 * float(r @ r))
+    out = {key: [] for key in ("k", "loss", "u", "drift", "flips", "gram_change", "lambda_min")}
+    lam_min_all, flip_steps, diverged_at = np.inf, 0, -1
+    with np.errstate(all="ignore"), one_blas_thread():
+        for k in range(steps + 1):
+            loss = 0.5 * float(r @ r)
+            if not loss <= limit:
+                diverged_at = k
+                break
+            if k > 0 and not np.array_equal(mask, S_prev):
+                flip_steps += 1
+                np.copyto(S_prev, mask)
+            is_record = k in rec
+            if is_record or track_lambda:
+                H = gram_from_patterns(mask.T, X)
+                lam = float(np.linalg.eigvalsh(H)[0])
+                lam_min_all = min(lam_min_all, lam)
+            if is_record:
+                out["k"].append(k)
+                out["loss"].append(loss)
+                out["u"].append(r + y)
+                out["drift"].append(float(np.sqrt(np.max(np.sum((W - W0) ** 2, axis=1)))))
+                out["flips"].append(float(np.mean(mask != S0)))
+                out["gram_change"].append(float(np.linalg.norm(H - H0)))
+                out["lambda_min"].append(lam)
+            if k == steps:
+                break
+            W -= eta * dW
+            _, r, dW = _nets.du_parts(W, a, X, y, work)
+    arr = {key: np.array(val) for key, val in out.items()}
+    n = X.shape[0]
+    return LazyRun(k=arr["k"].astype(int), t=eta * arr["k"], loss=arr["loss"], u=arr["u"].reshape(-1, n),
+                   drift=arr["drift"], flips=arr["flips"], gram_change=arr["gram_change"],
+                   lambda_min=arr["lambda_min"], H0=H0, W=W, min_lambda_min=float(lam_min_all), flip_steps=flip_steps,
+                   diverged_at=diverged_at)
+
+
+class StepCheck(NamedTuple):
+    """One gradient-descent step against the prediction dynamics (chapter 4, section 1): ``du`` (n,) the actual
+    change of the predictions, ``predicted`` (n,) ``-eta H(k) (u(k) - y)``, ``flipped`` the number of activation
+    patterns that changed during the step."""
+
+    du: np.ndarray
+    predicted: np.ndarray
+    flipped: int
+
+
+def prediction_step(W, a, X, y, eta: float) -> StepCheck:
+    """Take one GD step of size ``eta`` from ``W`` (m, d) and compare the change of ``u`` with ``-eta H (u - y)``.
+
+    Within a fixed activation pattern ``u`` is linear in ``W``, so the two agree to round-off unless a pattern flips
+    during the step (chapter 4, section 1)."""
+    W = as_array("W", W, ndim=2)
+    a = as_array("a", a, shape=(W.shape[0],))
+    X = as_array("X", X, shape=(None, W.shape[1]))
+    y = as_array("y", y, shape=(X.shape[0],))
+    eta = as_float("eta", eta)
+    pre, r, dW = _nets.du_parts(W, a, X, y)
+    S = pre >= 0.0
+    pre1, r1, _ = _nets.du_parts(W - eta * dW, a, X, y)
+    H = gram_from_patterns(S, X)
+    return StepCheck(du=r1 - r, predicted=-eta * H @ r, flipped=int(np.sum(S != (pre1 >= 0.0))))
