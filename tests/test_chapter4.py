@@ -21,7 +21,7 @@ def test_explorer_is_registered_and_draws_defaults():
     fig = ex.update(**ex.defaults)
     assert isinstance(fig, Figure)
     fig.canvas.draw()
-    assert "kernel change" in " ".join(t.get_text() for t in fig.texts)
+    assert "|H(t) - H(0)|_F / |H(0)|_F" in " ".join(t.get_text() for t in fig.texts)
 
 
 def _corners():
