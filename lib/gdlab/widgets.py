@@ -71,6 +71,20 @@ def live(explorer: Explorer) -> widgets.Widget:
 
 EXPLORERS: dict[str, Explorer] = {}
 
+#: Keyword arguments shared by every slider: redraw on release (not while dragging), full-width descriptions.
+SLIDER_STYLE = {"continuous_update": False, "style": {"description_width": "initial"}}
+
+
+def log_slider(value: float, low_exp: float, high_exp: float, description: str, step: float = 0.05):
+    """A base-10 logarithmic slider from ``10**low_exp`` to ``10**high_exp`` (step sizes of every chapter)."""
+    return widgets.FloatLogSlider(value=value, base=10, min=low_exp, max=high_exp, step=step, readout_format=".3g",
+                                  description=description, **SLIDER_STYLE)
+
+
+def draw_slider(value: int, high: int):
+    """The "draw" slider: which random initialisation (and data) to use, ``0..high``."""
+    return widgets.IntSlider(value=value, min=0, max=high, description="draw", **SLIDER_STYLE)
+
 
 def register(explorer: Explorer) -> Explorer:
     """Add ``explorer`` to ``EXPLORERS`` (used by the benchmarks) and return it."""
@@ -95,14 +109,12 @@ def _ch01_controls() -> dict[str, widgets.Widget]:
     """Controls of the chapter-1 explorer: landscape, start point, step size (log scale), number of steps."""
     d = CH01_DEFAULTS
     x_lo, x_hi, y_lo, y_hi = _CH01_BOX
-    style = {"description_width": "initial"}
-    common = {"continuous_update": False, "style": style}
+    common = SLIDER_STYLE
     return {
         "landscape": widgets.Dropdown(options=list(LANDSCAPES), value=d["landscape"], description="landscape"),
         "x0": widgets.FloatSlider(value=d["x0"], min=x_lo, max=x_hi, step=0.05, description="start x0", **common),
         "y0": widgets.FloatSlider(value=d["y0"], min=y_lo, max=y_hi, step=0.05, description="start y0", **common),
-        "eta": widgets.FloatLogSlider(value=d["eta"], base=10, min=-3, max=0.5, step=0.05, readout_format=".3g",
-                                      description="step size eta", **common),
+        "eta": log_slider(d["eta"], -3, 0.5, "step size eta"),
         "n_steps": widgets.IntSlider(value=d["n_steps"], min=1, max=500, step=1, description="steps", **common),
     }
 
@@ -135,12 +147,11 @@ def _ch02_controls() -> dict[str, widgets.Widget]:
     d = CH02_DEFAULTS
     lo, hi = plots.CH02_STEP_RANGE
     s_lo, s_hi = plots.CH02_STEPS_RANGE
-    common = {"continuous_update": False, "style": {"description_width": "initial"}}
     return {
         "problem": widgets.Dropdown(options=["quadratic", "MLP"], value=d["problem"], description="problem"),
-        "step": widgets.FloatLogSlider(value=d["step"], base=10, min=float(np.log10(lo)), max=float(np.log10(hi)),
-                                       step=0.02, readout_format=".3g", description="step size eta * L", **common),
-        "steps": widgets.IntSlider(value=d["steps"], min=s_lo, max=s_hi, step=5, description="steps", **common),
+        "step": log_slider(d["step"], float(np.log10(lo)), float(np.log10(hi)), "step size eta * L", step=0.02),
+        "steps": widgets.IntSlider(value=d["steps"], min=s_lo, max=s_hi, step=5, description="steps",
+                                   **SLIDER_STYLE),
     }
 
 
@@ -164,15 +175,13 @@ CH03_DEFAULTS = dict(plots.CH03_DEFAULTS)
 def _ch03_controls() -> dict[str, widgets.Widget]:
     """Controls of the chapter-3 explorer: m, k, n, step size (log scale), steps and the draw (a new random start)."""
     d = CH03_DEFAULTS
-    common = {"continuous_update": False, "style": {"description_width": "initial"}}
     return {
-        "m": widgets.IntSlider(value=d["m"], min=1, max=16, description="input dim m", **common),
-        "k": widgets.IntSlider(value=d["k"], min=1, max=256, description="width k", **common),
-        "n": widgets.IntSlider(value=d["n"], min=1, max=8, description="outputs n", **common),
-        "eta": widgets.FloatLogSlider(value=d["eta"], base=10, min=-4, max=-0.5, step=0.05, readout_format=".3g",
-                                      description="step size eta", **common),
-        "steps": widgets.IntSlider(value=d["steps"], min=10, max=1000, step=10, description="steps", **common),
-        "draw": widgets.IntSlider(value=d["draw"], min=0, max=999, description="draw", **common),
+        "m": widgets.IntSlider(value=d["m"], min=1, max=16, description="input dim m", **SLIDER_STYLE),
+        "k": widgets.IntSlider(value=d["k"], min=1, max=256, description="width k", **SLIDER_STYLE),
+        "n": widgets.IntSlider(value=d["n"], min=1, max=8, description="outputs n", **SLIDER_STYLE),
+        "eta": log_slider(d["eta"], -4, -0.5, "step size eta"),
+        "steps": widgets.IntSlider(value=d["steps"], min=10, max=1000, step=10, description="steps", **SLIDER_STYLE),
+        "draw": draw_slider(d["draw"], 999),
     }
 
 
@@ -195,13 +204,12 @@ ch03_health = register(Explorer(
 def _ch04_controls() -> dict[str, widgets.Widget]:
     """Controls of the chapter-4 explorer: width (a ladder of values), step size (log scale), steps, draw."""
     d = plots.CH04_DEFAULTS
-    common = {"continuous_update": False, "style": {"description_width": "initial"}}
     return {
-        "m": widgets.SelectionSlider(options=list(plots.CH04_WIDTHS), value=d["m"], description="width m", **common),
-        "eta": widgets.FloatLogSlider(value=d["eta"], base=10, min=-2, max=0.5, step=0.05, readout_format=".3g",
-                                      description="step size eta", **common),
-        "steps": widgets.IntSlider(value=d["steps"], min=10, max=200, step=10, description="steps", **common),
-        "draw": widgets.IntSlider(value=d["draw"], min=0, max=99, description="draw", **common),
+        "m": widgets.SelectionSlider(options=list(plots.CH04_WIDTHS), value=d["m"], description="width m",
+                                     **SLIDER_STYLE),
+        "eta": log_slider(d["eta"], -2, 0.5, "step size eta"),
+        "steps": widgets.IntSlider(value=d["steps"], min=10, max=200, step=10, description="steps", **SLIDER_STYLE),
+        "draw": draw_slider(d["draw"], 99),
     }
 
 
