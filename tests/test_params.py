@@ -873,3 +873,68 @@ def test_empty_inputs_and_bad_rtol_are_rejected():
     for call in (lambda: params.numerical_rank(D, rtol=-1.0), lambda: params.range_projector(D, rtol=2.0)):
         with pytest.raises(ValueError, match="rtol"):
             call()
+
+
+# --- training (fit) ----------------------------------------------------------------------------------------------
+
+
+def _small_problem(W=2, beta=None, seed=100):
+    X, Y = params.generic_data(6, 3, 6, seed)
+    return params.FCProblem((3, W, 6), X, Y, beta=beta)
+
+
+def test_fit_is_plain_gradient_descent_and_deterministic():
+    prob = _small_problem()
+    theta0 = params.init((3, 2, 6), 1)
+    f = params.fit(prob, theta0, 200, records=5)
+    theta = theta0.copy()
+    for _ in range(200):
+        theta = theta - f.eta * prob.loss_grad(theta)[1]
+    np.testing.assert_array_equal(f.gd_theta, theta)
+    assert f.k[0] == 0 and f.k[-1] == 200 and f.cost[0] == prob.loss_grad(theta0)[0]
+    assert np.all(np.diff(f.cost) <= 0)  # a step below 2 / lambda_max of the Gauss-Newton matrix: monotone here
+    again = params.fit(prob, theta0, 200, records=5)
+    assert all(np.array_equal(a, b) for a, b in zip(f, again, strict=True))
+    assert f.eta == pytest.approx(params.gd_step_size(prob, theta0))
+
+
+def test_fit_reaches_a_stationary_point_in_the_underparametrized_setting():
+    """N = 6 inputs, Q = 6 outputs, W = 2 ReLU units: K = 26 < QN = 36. Gradient descent converges to an interior
+    stationary point, where P(x - y) = 0 and the cost is |P_perp (x - y)|^2 / (2N) > 0 (chapter 5, Theorem 1.5)."""
+    prob = _small_problem()
+    assert prob.K < prob.y.size
+    f = params.fit(prob, params.init((3, 2, 6), 1), 20_000, records=3)
+    rep = params.stationarity_report(prob, f.gd_theta)
+    assert rep.grad_norm < 1e-10 and rep.p_residual < 1e-9
+    assert rep.cost > 0.1 and abs(rep.identity_residual) < 1e-15
+    assert rep.rank <= 9 * 2 + 6 < prob.K  # the ReLU homogeneity bound W (M + Q) + Q
+
+
+def test_fit_polish_never_increases_the_cost_and_reaches_zero_when_overparametrized():
+    prob = _small_problem(W=6, beta=3.0)
+    f = params.fit(prob, params.init((3, 6, 6), 0), 500, polish=True)
+    assert f.final_cost <= f.gd_cost and f.final_cost < 1e-20
+    assert params.stationarity_report(prob, f.theta).rank == prob.y.size
+
+
+def test_fit_stops_on_divergence_without_warnings():
+    import warnings
+
+    prob = _small_problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = params.fit(prob, params.init((3, 2, 6), 1), 500, eta=1e3, polish=True)
+    assert f.diverged_at > 0 and np.all(np.isfinite(f.cost))
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda p: params.fit(p, np.zeros(3), 10), "theta0"),
+    (lambda p: params.fit(p, params.init((3, 2, 6), 0), -1), "steps"),
+    (lambda p: params.fit(p, params.init((3, 2, 6), 0), 10, eta=0.0), "eta"),
+    (lambda p: params.fit(p, params.init((3, 2, 6), 0), 10, records=1), "records"),
+    (lambda p: params.fit("not a problem", params.init((3, 2, 6), 0), 10), "problem"),
+    (lambda p: params.gd_step_size(p, params.init((3, 2, 6), 0), scale=3.0), "scale"),
+])
+def test_fit_bad_arguments(call, name):
+    with pytest.raises(ValueError, match=name):
+        call(_small_problem())

@@ -13,6 +13,8 @@ targets into ``y``, and the cost is ``C = |x - y|^2 / (2N)``.
 * :func:`range_projector`: the orthogonal projector ``P`` onto ``range(D)``; at a stationary point ``P(x - y) = 0`` and
   the cost is ``|P_perp (x - y)|^2 / (2N)`` (:func:`stationarity_report`).
 * Data: generic inputs (:func:`generic_data`) and clustered inputs that share labels (:func:`clustered_data`).
+* Training: gradient descent with a step below the Gauss-Newton stability limit, optionally finished by a
+  least-squares polish with the analytic Jacobian (:func:`fit`).
 
 The activation is ReLU (``beta=None``) or, as in the proof of the paper's Theorem 1.6, a smoothed ReLU
 ``softplus_beta(z) = log(1 + exp(beta z)) / beta``, within ``log(2) / beta`` of ReLU, whose derivative is Lipschitz.
@@ -265,3 +267,75 @@ def clustered_data(N: int, M: int, Q: int, clusters: int, seed, spread: float = 
     centres, labels = rng.normal(size=(clusters, M)), rng.normal(size=(clusters, Q))
     which = np.arange(N) % clusters
     return centres[which] + spread * rng.normal(size=(N, M)), labels[which]
+
+
+# --- training ---------------------------------------------------------------------------------------------------------
+
+
+class Fit(NamedTuple):
+    """A training run of chapter 5 (:func:`fit`): gradient descent, optionally finished by a Levenberg-Marquardt /
+    trust-region polish. ``k`` (R,) recorded GD steps and ``cost`` (R,) the cost there; ``eta`` the step used;
+    ``gd_theta`` and ``gd_cost`` at the end of GD; ``theta`` and ``final_cost`` after the polish (the same if none);
+    ``diverged_at`` the GD step at which the cost became non-finite or exceeded ``1e6 (1 + C(0))``, else -1."""
+
+    k: np.ndarray
+    cost: np.ndarray
+    eta: float
+    gd_theta: np.ndarray
+    gd_cost: float
+    theta: np.ndarray
+    final_cost: float
+    diverged_at: int
+
+
+def gd_step_size(problem: FCProblem, theta, scale: float = 0.5) -> float:
+    """``scale / lambda_max(D^T D / N)`` at ``theta``: a step below the stability limit ``2 / lambda_max`` of the
+    Gauss-Newton part of the Hessian (chapter 5)."""
+    if not isinstance(problem, FCProblem):
+        raise ValueError("problem must be an FCProblem")
+    scale = as_float("scale", scale, high=2.0)
+    sv = np.linalg.svd(problem.jacobian(theta), compute_uv=False)
+    return scale * problem.N / float(sv[0] ** 2) if sv[0] > 0 else scale
+
+
+def fit(problem: FCProblem, theta0, steps: int, *, eta: float | None = None, records: int = 50,
+        polish: bool = False, max_nfev: int = 2000) -> Fit:
+    """``steps`` steps of gradient descent on ``problem`` from ``theta0`` (step ``eta``, default
+    :func:`gd_step_size` at ``theta0``), recording the cost at about ``records`` steps; with ``polish``, finish with
+    ``scipy.optimize.least_squares`` on the residual ``(x - y) / sqrt(N)`` with the analytic Jacobian (trust-region
+    reflective; a stationary point of the cost is a stationary point of this least-squares problem) (chapter 5)."""
+    from scipy.optimize import least_squares
+
+    if not isinstance(problem, FCProblem):
+        raise ValueError("problem must be an FCProblem")
+    theta = as_array("theta0", theta0, shape=(problem.K,)).copy()
+    steps = as_int("steps", steps, low=0)
+    records = as_int("records", records, low=2)
+    eta = gd_step_size(problem, theta) if eta is None else as_float("eta", eta)
+    max_nfev = as_int("max_nfev", max_nfev)
+    rec = set(np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int)).tolist())
+    ks, costs, diverged_at = [], [], -1
+    cost, grad = problem.loss_grad(theta)
+    limit = 1e6 * (1.0 + cost)
+    with np.errstate(all="ignore"):
+        for k in range(steps + 1):
+            if not cost <= limit:
+                diverged_at = k
+                break
+            if k in rec:
+                ks.append(k)
+                costs.append(cost)
+            if k == steps:
+                break
+            theta = theta - eta * grad
+            cost, grad = problem.loss_grad(theta)
+    gd_theta, gd_cost = theta, cost
+    if polish and diverged_at < 0:
+        root_n = np.sqrt(problem.N)
+        res = least_squares(lambda t: (problem.outputs(t) - problem.y) / root_n, theta,
+                            jac=lambda t: problem.jacobian(t) / root_n, method="trf", xtol=1e-15, ftol=1e-15,
+                            gtol=1e-15, max_nfev=max_nfev)
+        theta = res.x
+        cost = problem.loss_grad(theta)[0]
+    return Fit(k=np.array(ks, dtype=int), cost=np.array(costs), eta=float(eta), gd_theta=gd_theta,
+               gd_cost=float(gd_cost), theta=theta, final_cost=float(cost), diverged_at=diverged_at)
