@@ -3,12 +3,10 @@ the kernel predictor it draws, and the chapter's figures on small inputs."""
 
 from __future__ import annotations
 
-import itertools
-import warnings
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from conftest import check_explorer_draws, explorer_corners
 from gdlab import nets, ntk, plots, widgets
 from matplotlib.figure import Figure
 
@@ -24,27 +22,9 @@ def test_explorer_is_registered_and_draws_defaults():
     assert "|H(t) - H(0)|_F / |H(0)|_F" in " ".join(t.get_text() for t in fig.texts)
 
 
-def _corners():
-    """Every combination of the extreme values of each control (and the defaults), as a reader can set them."""
-    controls = widgets.EXPLORERS[EXPLORER].controls()
-    values = {
-        "m": [min(controls["m"].options), max(controls["m"].options)],
-        "eta": [10 ** controls["eta"].min, 10 ** controls["eta"].max],
-        "steps": [controls["steps"].min, controls["steps"].max],
-        "draw": [controls["draw"].min, controls["draw"].max],
-    }
-    return [dict(zip(values, combo, strict=True)) for combo in itertools.product(*values.values())]
-
-
-@pytest.mark.parametrize("settings_", _corners())
+@pytest.mark.parametrize("settings_", explorer_corners(EXPLORER))
 def test_explorer_corners_never_raise_or_warn(settings_):
-    ex = widgets.EXPLORERS[EXPLORER]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no overflow or invalid-value warnings from diverging runs either
-        result = widgets.safe_update(ex, **settings_)
-        assert isinstance(result, Figure)
-        result.canvas.draw()
-    plt.close("all")
+    check_explorer_draws(EXPLORER, settings_)
 
 
 def test_explorer_says_when_training_diverges():

@@ -1174,3 +1174,131 @@ def ntk_explorer_figure(m: int = 300, eta: float = 1.0, steps: int = 100, draw: 
     if not _CH04_VIEW:
         _CH04_VIEW.append(NTKExplorerView())
     return _CH04_VIEW[0].update(m, eta, steps, draw)
+
+
+# --- chapter 5 -------------------------------------------------------------------------------------------
+
+from . import params as _params  # noqa: E402  (chapter 5 section)
+
+
+def output_flow_figure(s, cost, cost_comparison, bound, lam_min):
+    """Left: the cost of the network's gradient flow (T,), the comparison model's (T,) and the bound
+    ``exp(-2 lambda_* s / N) C(0)`` (T,) against ``s`` (T,). Right: ``lambda_min(D D^T)`` along the flow (chapter 5)."""
+    fig, (ax1, ax2) = new_figure(2, width=4.3, height=3.3)
+    ax1.plot(s, cost, color=COLORS["run"], lw=2, label="network, cost C(s)")
+    ax1.plot(s, cost_comparison, "--", color=COLORS["flow"], label="comparison model")
+    ax1.plot(s, bound, ":", color=COLORS["bound"], lw=1.5, label="exp(-2 lambda_* s / N) C(0)")
+    _plain_log(ax1)
+    ax1.set(xlabel="s", ylabel="cost")
+    ax1.legend(frameon=False, fontsize="x-small")
+    ax2.plot(s, lam_min, color=COLORS["bound2"])
+    ax2.set(xlabel="s", ylabel="lambda_min(D D^T)")
+    return fig
+
+
+def transition_figure(ratio, final_cost, full_rank, floor: float = 1e-30):
+    """Final cost against ``K / (QN)`` (R,) for every run (R,), filled where ``rank D = QN`` at the end, open where not;
+    costs below ``floor`` are drawn at ``floor`` (chapter 5, section 5)."""
+    ratio, cost, full = (np.asarray(v) for v in (ratio, final_cost, full_rank))
+    fig, (ax,) = new_figure(1, width=5.4, height=3.4)
+    shown = np.maximum(cost, floor)
+    ax.plot(ratio[full], shown[full], "o", color=COLORS["run"], label="rank D = QN at the end")
+    ax.plot(ratio[~full], shown[~full], "o", mfc="none", color=COLORS["bound"], label="rank D < QN")
+    ax.axvline(1.0, color="0.5", ls="--", lw=1)
+    _plain_log(ax)
+    ax.set(xlabel="K / (QN)", ylabel=f"final cost (floor {floor:g})")
+    ax.legend(frameon=False, fontsize="x-small")
+    return fig
+
+
+#: The chapter-5 explorer: a one-hidden-layer ReLU net on inputs in R^3 with Q = 6 outputs.
+CH05_M, CH05_Q = 3, 6
+CH05_DEFAULTS = {"width": 2, "n_points": 6, "data": "generic", "draw": 0}
+CH05_STEPS = 250
+
+
+class Ch05Run(NamedTuple):
+    """One setting of the chapter-5 explorer: the GD run (:class:`gdlab.params.Fit`), ``K``, ``QN``, the rank of ``D``
+    and ``lambda_min(D D^T)`` at the end, and the ReLU rank bound ``W (M + Q) + Q``."""
+
+    fit: _params.Fit
+    K: int
+    QN: int
+    rank: int
+    lam_min: float
+    rank_bound: int
+
+
+def ch05_run(width: int = 2, n_points: int = 6, data: str = "generic", draw: int = 0) -> Ch05Run:
+    """Train the explorer's network of ``width`` hidden units on ``n_points`` inputs (``data``: "generic" or
+    "clustered" in 2 clusters) for :data:`CH05_STEPS` GD steps (chapter 5)."""
+    width = as_int("width", width, high=64)
+    n_points = as_int("n_points", n_points, high=64)
+    draw = as_int("draw", draw, low=0)
+    if data == "generic":
+        X, Y = _params.generic_data(n_points, CH05_M, CH05_Q, 1000 + draw)
+    elif data == "clustered":
+        X, Y = _params.clustered_data(n_points, CH05_M, CH05_Q, min(2, n_points), 1000 + draw)
+    else:
+        raise ValueError(f"data must be 'generic' or 'clustered'; got {data!r}")
+    sizes = (CH05_M, width, CH05_Q)
+    problem = _params.FCProblem(sizes, X, Y)
+    fit = _params.fit(problem, _params.init(sizes, draw), CH05_STEPS, records=81)
+    D = problem.jacobian(fit.gd_theta)
+    sv = np.linalg.svd(D, compute_uv=False)
+    QN = D.shape[0]
+    lam = float(sv[QN - 1] ** 2) if sv.size >= QN else 0.0
+    return Ch05Run(fit, problem.K, QN, _params.numerical_rank(D), lam, width * (CH05_M + CH05_Q) + CH05_Q)
+
+
+class ParamsExplorerView:
+    """The chapter-5 explorer's figure (built once, updated in place): the cost of gradient descent (log) against the
+    step, and a status line with ``K``, ``QN``, the rank of ``D``, its ReLU bound and ``lambda_min(D D^T)``."""
+
+    def __init__(self):
+        self._fig = None
+
+    def _build(self):
+        self._fig = fig = Figure(figsize=(7.0, 3.4))
+        FigureCanvasAgg(fig)
+        self._ax = ax = fig.add_axes((0.11, 0.15, 0.85, 0.66))
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(numticks=4))
+        ax.yaxis.set_major_formatter(FuncFormatter(_ascii_power_of_ten))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.set(xlabel="gradient-descent step", ylabel="cost C", xlim=(0, CH05_STEPS))
+        (self._cost,) = ax.plot([], [], color=COLORS["gd"], lw=2)
+        self._status = fig.text(0.5, 0.9, "", ha="center", fontsize=9)
+        self._verdict = fig.text(0.5, 0.84, "", ha="center", fontsize=9, weight="bold")
+
+    def update(self, width: int = 2, n_points: int = 6, data: str = "generic", draw: int = 0):
+        """Run this setting and redraw; returns the view's Figure (chapter-5 explorer)."""
+        res = ch05_run(width, n_points, data, draw)
+        if self._fig is None:
+            self._build()
+        k, cost = finite_part(res.fit.k.astype(float), res.fit.cost)
+        cost = np.maximum(cost, 1e-30)
+        self._cost.set_data(k, cost)
+        self._ax.set_ylim(max(1e-30, 0.3 * float(cost.min())), 3.0 * float(cost.max()))
+        self._status.set_text(f"K = {res.K} parameters, QN = {res.QN} outputs; rank D = {res.rank} "
+                              f"(ReLU bound {res.rank_bound}); lambda_min(D D^T) = {res.lam_min:.2g}")
+        if res.fit.diverged_at >= 0:
+            verdict, color = f"GD diverged at step {res.fit.diverged_at}", COLORS["bound"]
+        elif res.rank < res.QN:
+            verdict, color = "rank D < QN: zero cost is out of reach from here", COLORS["bound"]
+        else:
+            verdict, color = "rank D = QN: the cost can still go to zero", COLORS["flow"]
+        self._verdict.set_text(verdict)
+        self._verdict.set_color(color)
+        return self._fig
+
+
+_CH05_VIEW: list[ParamsExplorerView] = []
+
+
+def params_explorer_figure(width: int = 2, n_points: int = 6, data: str = "generic", draw: int = 0):
+    """The chapter-5 explorer figure (one persistent :class:`ParamsExplorerView`)."""
+    if not _CH05_VIEW:
+        _CH05_VIEW.append(ParamsExplorerView())
+    return _CH05_VIEW[0].update(width, n_points, data, draw)

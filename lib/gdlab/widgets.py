@@ -222,3 +222,30 @@ ch04_ntk = register(Explorer(
     description="Lazy training of a wide two-layer ReLU net: loss against the bounds, kernel drift, function against "
                 "the kernel predictor.",
 ))
+
+
+# --- chapter 5 -------------------------------------------------------------------------------------------
+
+# Chapter 5: a one-hidden-layer ReLU net with Q = 6 outputs: width and number of inputs set K against QN; generic or
+# clustered data.
+
+
+def _ch05_controls() -> dict[str, widgets.Widget]:
+    """Controls of the chapter-5 explorer: width, number of inputs, generic or clustered data, draw."""
+    d = plots.CH05_DEFAULTS
+    return {
+        "width": widgets.IntSlider(value=d["width"], min=1, max=8, description="width W", **SLIDER_STYLE),
+        "n_points": widgets.IntSlider(value=d["n_points"], min=2, max=12, description="inputs N", **SLIDER_STYLE),
+        "data": widgets.Dropdown(options=["generic", "clustered"], value=d["data"], description="data"),
+        "draw": draw_slider(d["draw"], 99),
+    }
+
+
+ch05_params = register(Explorer(
+    name="ch05 params",
+    chapter="5",
+    update=plots.params_explorer_figure,
+    defaults=dict(plots.CH05_DEFAULTS),
+    controls=_ch05_controls,
+    description="Gradient descent on a small ReLU net: K parameters against QN outputs, the rank of D, the final cost.",
+))
