@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from conftest import check_explorer_draws, explorer_corners
+from explorer_checks import check_explorer_draws, explorer_corners
 from gdlab import params, plots, widgets
 from matplotlib.figure import Figure
 
