@@ -156,3 +156,42 @@ def test_lite_site_ships_the_gdlab_wheel(html):
 
 def test_lite_site_has_the_widgets_extension(html):
     assert (LITE / "extensions" / "@jupyter-widgets" / "jupyterlab-manager").is_dir()
+
+
+def _parallel_extension():
+    """book/_ext/gdlab_parallel.py loaded as a module (it is a Sphinx local extension, not part of gdlab)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gdlab_parallel", ROOT / "book" / "_ext" / "gdlab_parallel.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parallel_execution_finds_every_chapter_in_toc_order():
+    """book/_ext/gdlab_parallel.py pre-executes the notebooks of the table of contents: every chapter, in order."""
+    from types import SimpleNamespace
+
+    from sphinx_external_toc.parsing import parse_toc_yaml
+
+    module = _parallel_extension()
+    app = SimpleNamespace(srcdir=str(ROOT), config=SimpleNamespace(external_site_map=parse_toc_yaml(ROOT / "_toc.yml")))
+    assert module.toc_notebooks(app) == CHAPTERS
+
+
+def test_parallel_execution_skips_cached_notebooks(tmp_path):
+    """Only notebooks without an executed match in the jupyter-cache are run again."""
+    from jupyter_cache import get_cache
+
+    module = _parallel_extension()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1 + 1)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    done, todo = tmp_path / "done.ipynb", tmp_path / "todo.ipynb"
+    nbformat.write(nb, done)
+    nb2 = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(2 + 2)")], metadata=nb.metadata)
+    nbformat.write(nb2, todo)
+    cache = get_cache(tmp_path / "cache")
+    from jupyter_cache.base import CacheBundleIn
+
+    cache.cache_notebook_bundle(CacheBundleIn(nbformat.read(done, 4), str(done)), check_validity=False)
+    assert module.uncached(cache, [done, todo]) == [todo]
