@@ -4,8 +4,9 @@ Loaded from ``_config.yml`` (``sphinx: local_extensions``). Jupyter Book 1.x exe
 through myst-nb, one after the other, as it reads them; on the 2-core machines this book is built on, that serial
 execution was two thirds of a clean build (52 s of 78 s with five chapters, budget 90 s). On ``builder-inited`` this
 extension finds the chapter notebooks that are not in the jupyter-cache yet, adds them to the cache's project and runs
-jupyter-cache's local multi-process executor on them (one process per core; each notebook runs in its own folder, as
-myst-nb runs it with ``execution_in_temp: false``, with the same timeout and ``allow_errors`` setting). myst-nb then
+jupyter-cache's local multi-process executor on them in a separate interpreter (one process per core; each notebook
+runs in its own folder, as myst-nb runs it with ``execution_in_temp: false``, with the same timeout and
+``allow_errors`` setting). myst-nb then
 finds every notebook in the cache and renders it from there. A notebook that fails here is not cached, so myst-nb
 executes it again as usual and reports the failure as usual: the build's behaviour on errors is unchanged.
 
@@ -15,6 +16,8 @@ Set ``gdlab_parallel: false`` (``sphinx: config``) to leave execution to myst-nb
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -56,7 +59,6 @@ def execute_in_parallel(app: Sphinx) -> None:
     if not app.config.gdlab_parallel or app.config.nb_execution_mode != "cache":
         return
     from jupyter_cache import get_cache
-    from jupyter_cache.executors import load_executor
 
     cache = get_cache(cache_path(app))
     todo = uncached(cache, toc_notebooks(app))
@@ -64,12 +66,26 @@ def execute_in_parallel(app: Sphinx) -> None:
         return
     uris = [cache.add_nb_to_project(str(path)).uri for path in todo]
     logger.info(f"[gdlab_parallel] executing {len(uris)} notebooks in parallel")
-    executor = load_executor("local-parallel", cache=cache, logger=None)
-    result = executor.run_and_cache(filter_uris=uris, timeout=app.config.nb_execution_timeout,
-                                    allow_errors=app.config.nb_execution_allow_errors)
-    failed = len(result.excepted) + len(result.errored)
-    if failed:  # myst-nb executes these again while reading and reports them
-        logger.info(f"[gdlab_parallel] {failed} notebook(s) failed; myst-nb will run and report them")
+    # In a separate interpreter, not in a pool forked from this Sphinx process: forked from here, the first chapter's
+    # notebook stalled for ~2 minutes in 3 of 7 clean builds (cause unknown); from a fresh interpreter, in none of 6.
+    proc = subprocess.run([sys.executable, "-c", _RUNNER, cache_path(app), str(app.config.nb_execution_timeout),
+                           str(bool(app.config.nb_execution_allow_errors)), *uris],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or proc.stdout.strip() != "0":  # myst-nb executes these again while reading, and reports
+        logger.info(f"[gdlab_parallel] some notebooks failed ({proc.stdout.strip() or proc.returncode}); "
+                    "myst-nb will run and report them")
+
+
+#: The runner: jupyter-cache's multi-process executor on the given project notebooks; prints the number that failed.
+_RUNNER = """
+import sys
+from jupyter_cache import get_cache
+from jupyter_cache.executors import load_executor
+cache = get_cache(sys.argv[1])
+executor = load_executor("local-parallel", cache=cache, logger=None)
+result = executor.run_and_cache(filter_uris=sys.argv[4:], timeout=float(sys.argv[2]), allow_errors=sys.argv[3] == "True")
+print(len(result.excepted) + len(result.errored))
+"""
 
 
 def setup(app: Sphinx) -> dict:
