@@ -486,6 +486,12 @@ def quadratic_problem(eigenvalues, seed) -> QuadraticProblem:
     return QuadraticProblem(eigenvalues=lam, Q=Q, H=0.5 * (H + H.T))
 
 
+def record_steps(steps: int, records: int) -> np.ndarray:
+    """About ``records`` step indices from 0 to ``steps`` (both included), spaced evenly: where the training loops of
+    chapters 4 and 5 record their quantities."""
+    return np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int))
+
+
 def thin_trajectory(traj: Trajectory, every: int) -> Trajectory:
     """Keep every ``every``-th record of ``traj`` (always starting with the first); chapter 2 uses it to measure the
     finite-difference residual of Result 1.2 at several record spacings from one flow solution.

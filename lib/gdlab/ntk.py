@@ -25,6 +25,7 @@ import numpy as np
 
 from . import nets as _nets
 from ._checks import as_array, as_float, as_int, as_rng
+from .flow import record_steps
 
 UNIT_TOL = 1e-10  # rows of an input matrix count as unit vectors when ||x| - 1| <= UNIT_TOL
 
@@ -292,11 +293,6 @@ class LazyRun(NamedTuple):
     min_lambda_min: float
     flip_steps: int
     diverged_at: int
-
-
-def record_steps(steps: int, records: int) -> np.ndarray:
-    """About ``records`` step indices from 0 to ``steps`` (both included), spaced evenly (chapter 4)."""
-    return np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int))
 
 
 def lazy_training(X, y, W0, a, eta: float, steps: int, *, records: int = 50, track_lambda: bool = False) -> LazyRun:

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.special import expit
 
 from ._checks import as_array, as_float, as_int, as_rng
+from .flow import record_steps
 
 # --- the network --------------------------------------------------------------------------------------------------
 
@@ -313,7 +314,7 @@ def fit(problem: FCProblem, theta0, steps: int, *, eta: float | None = None, rec
     records = as_int("records", records, low=2)
     eta = gd_step_size(problem, theta) if eta is None else as_float("eta", eta)
     max_nfev = as_int("max_nfev", max_nfev)
-    rec = set(np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int)).tolist())
+    rec = set(record_steps(steps, records).tolist())
     ks, costs, diverged_at = [], [], -1
     cost, grad = problem.loss_grad(theta)
     limit = 1e6 * (1.0 + cost)
