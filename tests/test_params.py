@@ -938,3 +938,10 @@ def test_fit_stops_on_divergence_without_warnings():
 def test_fit_bad_arguments(call, name):
     with pytest.raises(ValueError, match=name):
         call(_small_problem())
+
+
+@pytest.mark.parametrize("fn", [params.activation, params.activation_slope])
+def test_activation_rejects_a_bad_sharpness(fn):
+    for beta in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="beta"):
+            fn(np.zeros(3), beta)

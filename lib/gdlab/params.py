@@ -89,11 +89,13 @@ def check_beta(beta) -> float | None:
 
 def activation(z, beta: float | None):
     """ReLU (``beta=None``) or ``softplus_beta(z) = log(1 + exp(beta z)) / beta`` (stable for large ``|beta z|``)."""
+    beta = check_beta(beta)
     return np.maximum(z, 0.0) if beta is None else np.logaddexp(0.0, beta * z) / beta
 
 
 def activation_slope(z, beta: float | None):
     """The derivative of :func:`activation`: ``1{z > 0}`` (ReLU'(0) taken as 0) or ``sigmoid(beta z)``."""
+    beta = check_beta(beta)
     return (z > 0.0).astype(float) if beta is None else expit(beta * z)
 
 
