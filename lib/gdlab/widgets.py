@@ -249,3 +249,31 @@ ch05_params = register(Explorer(
     controls=_ch05_controls,
     description="Gradient descent on a small ReLU net: K parameters against QN outputs, the rank of D, the final cost.",
 ))
+
+
+# --- chapter 6 -------------------------------------------------------------------------------------------
+
+# Chapter 6: GD, noisy GD, perturbed GD or SGLD on the worked strict saddle, from a start a chosen offset off its
+# stable set.
+
+
+def _ch06_controls() -> dict[str, widgets.Widget]:
+    """Controls of the chapter-6 explorer: method, noise level and step (log scales), offset of the start, draw."""
+    d = plots.CH06_DEFAULTS
+    return {
+        "method": widgets.Dropdown(options=list(plots.CH06_METHODS), value=d["method"], description="method"),
+        "noise": log_slider(d["noise"], -6, 0, "noise level"),
+        "alpha": log_slider(d["alpha"], -2, 0, "step size alpha"),
+        "offset": log_slider(d["offset"], -16, -1, "start offset y0", step=0.5),
+        "draw": draw_slider(d["draw"], 99),
+    }
+
+
+ch06_saddles = register(Explorer(
+    name="ch06 saddles",
+    chapter="6",
+    update=plots.saddle_explorer_figure,
+    defaults=dict(plots.CH06_DEFAULTS),
+    controls=_ch06_controls,
+    description="Escaping the strict saddle of f = x^2/2 + y^4/4 - y^2/2 with GD, noisy GD, perturbed GD or SGLD.",
+))

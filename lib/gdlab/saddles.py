@@ -1,0 +1,1023 @@
+"""Saddle points: random initialisation, noise and perturbations (chapter 6, compute layer).
+
+Sections, in the order of the chapter:
+
+* the worked strict-saddle example ``f(x, y) = x^2/2 + y^4/4 - y^2/2`` (:cite:`lee2016gradient`): its gradient map
+  ``g(w) = w - alpha grad f(w)``, basins of gradient descent, escape times, and the fold of ``g`` for large steps;
+* the chain of ``d`` saddles of :cite:`du2017exponential`, on which gradient descent needs a time exponential in ``d``,
+  with a gradient-descent runner that keeps the vanishing coordinates as ``log |x_j|`` (no float64 underflow);
+* the escape algorithms: noisy GD (:cite:`ge2015escaping`), perturbed GD (:cite:`jin2017escape`), SGD on a finite sum
+  and its noise covariance, SGLD at a fixed noise level and with the annealed schedule of :cite:`gelfand1991recursive`;
+* the non-strict saddle at 0 of the depth-N scalar linear network ``(w_1 ... w_N - 1)^2 / 2``.
+
+Every function is pure: arrays and a seed (or ``numpy.random.Generator``) in, arrays or a small NamedTuple out.
+A run that blows up or leaves the region where its function is defined stops and says so in its result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from ._checks import as_array, as_float, as_int, as_rng
+
+#: Runs stop (``diverged``) once an iterate leaves this ball: far beyond every region the chapter looks at.
+BLOW_UP = 1e6
+
+# ----------------------------------------------------------------------------------------------------------
+# The worked example f(x, y) = x^2/2 + y^4/4 - y^2/2
+# ----------------------------------------------------------------------------------------------------------
+
+#: Critical points of the worked example: the strict saddle and the two minimisers (f = -1/4).
+EXAMPLE_SADDLE = np.array([0.0, 0.0])
+EXAMPLE_MINIMA = np.array([[0.0, 1.0], [0.0, -1.0]])
+EXAMPLE_MIN_VALUE = -0.25
+
+
+def _points(w) -> np.ndarray:
+    w = as_array("w", w)
+    if w.ndim == 0 or w.shape[-1] != 2:
+        raise ValueError(f"w must have shape (..., 2); got {w.shape}")
+    return w
+
+
+def example_f(w) -> np.ndarray:
+    """The worked example ``f(x, y) = x^2/2 + y^4/4 - y^2/2`` (chapter 6); ``w`` (..., 2) -> (...).
+
+    Saddle at 0 (Hessian ``diag(1, -1)``), minima ``(0, +-1)`` with value -1/4.
+    """
+    w = _points(w)
+    x, y = w[..., 0], w[..., 1]
+    return 0.5 * x**2 + 0.25 * y**4 - 0.5 * y**2
+
+
+def example_value(w) -> float:
+    """:func:`example_f` at one point ``w`` (2,), as a float (the objective handed to the escape algorithms)."""
+    return float(example_f(w))
+
+
+def example_grad(w) -> np.ndarray:
+    """Gradient ``(x, y^3 - y)`` of :func:`example_f`; ``w`` (..., 2) -> (..., 2)."""
+    w = _points(w)
+    return np.stack([w[..., 0], w[..., 1] ** 3 - w[..., 1]], axis=-1)
+
+
+def example_hessian(w) -> np.ndarray:
+    """Hessian ``diag(1, 3 y^2 - 1)`` of :func:`example_f`; ``w`` (..., 2) -> (..., 2, 2)."""
+    w = _points(w)
+    H = np.zeros(w.shape + (2,))
+    H[..., 0, 0] = 1.0
+    H[..., 1, 1] = 3.0 * w[..., 1] ** 2 - 1.0
+    return H
+
+
+def example_smoothness(y_max: float) -> float:
+    """``L = max |Hess f|_2 = max(1, 3 y_max^2 - 1)`` on the strip ``|y| <= y_max`` (chapter 6).
+
+    The example's gradient is not globally Lipschitz (``y^3`` grows), so every statement with ``alpha < 1/L``
+    refers to a strip that gradient descent does not leave.
+    """
+    y_max = as_float("y_max", y_max)
+    return max(1.0, 3.0 * y_max**2 - 1.0)
+
+
+def gd_map(w, alpha: float) -> np.ndarray:
+    """The gradient map ``g(w) = w - alpha grad f(w) = ((1 - alpha) x, (1 + alpha) y - alpha y^3)`` of the worked
+    example; ``w`` (..., 2) -> (..., 2). Gradient descent is ``w_{k+1} = g(w_k)``."""
+    alpha = as_float("alpha", alpha)
+    w = _points(w)
+    x, y = w[..., 0], w[..., 1]
+    return np.stack([(1.0 - alpha) * x, (1.0 + alpha) * y - alpha * y**3], axis=-1)
+
+
+def gd_map_det(w, alpha: float) -> np.ndarray:
+    """``det Dg(w) = (1 - alpha)(1 + alpha - 3 alpha y^2)`` for the worked example; ``w`` (..., 2) -> (...).
+
+    ``g`` is a local diffeomorphism where this is non-zero; it vanishes on ``alpha = 1`` and on the fold lines
+    ``|y| = fold_y(alpha)``.
+    """
+    alpha = as_float("alpha", alpha)
+    y = _points(w)[..., 1]
+    return (1.0 - alpha) * (1.0 + alpha - 3.0 * alpha * y**2)
+
+
+def fold_y(alpha: float) -> float:
+    """``|y|`` of the fold lines of the worked example's gradient map, ``sqrt((1 + alpha) / (3 alpha))``, where
+    ``alpha (3 y^2 - 1) = 1``, i.e. where the step reaches ``1 / lambda_max(Hess f)``."""
+    alpha = as_float("alpha", alpha)
+    return float(np.sqrt((1.0 + alpha) / (3.0 * alpha)))
+
+
+def landing_y(alpha: float) -> float:
+    """The start height ``y0 = sqrt(1 + 1/alpha)`` from which one gradient step lands exactly on the saddle's stable
+    set (the x-axis) of the worked example: ``(1 + alpha) y0 - alpha y0^3 = 0``."""
+    alpha = as_float("alpha", alpha)
+    return float(np.sqrt(1.0 + 1.0 / alpha))
+
+
+def example_path(w0, alpha: float, steps: int) -> np.ndarray:
+    """The gradient-descent path ``w0, g(w0), ..., g^steps(w0)`` on the worked example; ``w0`` (2,) -> (steps+1, 2)."""
+    w = _points(w0)
+    if w.shape != (2,):
+        raise ValueError(f"w0 must have shape (2,); got {w.shape}")
+    steps = as_int("steps", steps, low=0)
+    path = np.empty((steps + 1, 2))
+    path[0] = w
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(steps):
+            path[k + 1] = gd_map(path[k], alpha)
+    return path
+
+
+class Basins(NamedTuple):
+    """Where gradient descent from each start ends (chapter 6).
+
+    ``w`` (n, 2) final iterates; ``label`` (n,) int: 0 at the saddle, +1 at the minimum (0, 1), -1 at (0, -1),
+    2 not settled within the steps, 3 diverged (left the ball of radius :data:`BLOW_UP`).
+    """
+
+    w: np.ndarray
+    label: np.ndarray
+
+
+def example_basins(starts, alpha: float, steps: int, tol: float = 1e-6) -> Basins:
+    """Run gradient descent on the worked example from every row of ``starts`` (n, 2), vectorised over starts,
+    and label where each run ends (within ``tol`` of a critical point after ``steps`` steps)."""
+    W = as_array("starts", starts, shape=(None, 2)).copy()
+    alpha = as_float("alpha", alpha)
+    steps = as_int("steps", steps, low=0)
+    tol = as_float("tol", tol)
+    alive = np.ones(W.shape[0], dtype=bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(steps):  # all rows step together; a row that blew up is marked and its values discarded
+            W = gd_map(W, alpha)
+            alive &= np.all(np.abs(W) < BLOW_UP, axis=1)
+    label = np.full(W.shape[0], 2)
+    label[np.linalg.norm(W - EXAMPLE_SADDLE, axis=1) < tol] = 0
+    label[np.linalg.norm(W - EXAMPLE_MINIMA[0], axis=1) < tol] = 1
+    label[np.linalg.norm(W - EXAMPLE_MINIMA[1], axis=1) < tol] = -1
+    label[~alive] = 3
+    W[~alive] = np.nan
+    return Basins(W, label)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Escape time near a strict saddle
+# ----------------------------------------------------------------------------------------------------------
+
+
+def escape_law(eps, alpha: float, gamma: float, r: float) -> np.ndarray:
+    """The escape-time law ``log(r / eps) / log(1 + alpha gamma)`` (chapter 6): steps for gradient descent to
+    leave the ball of radius ``r`` around a strict saddle with Hessian eigenvalue ``-gamma``, started ``eps`` off
+    its stable manifold, if the dynamics were linear. ``eps`` (k,) -> (k,)."""
+    eps = as_array("eps", eps)
+    alpha = as_float("alpha", alpha)
+    gamma = as_float("gamma", gamma)
+    r = as_float("r", r)
+    if np.any(eps <= 0):
+        raise ValueError("eps must be positive")
+    return np.log(r / eps) / np.log1p(alpha * gamma)
+
+
+def escape_steps(grad: Callable[[np.ndarray], np.ndarray], w_saddle, offsets, alpha: float, r: float,
+                 max_steps: int = 100_000) -> np.ndarray:
+    """Steps gradient descent needs to leave the ball ``|w - w_saddle| < r`` from each start ``w_saddle + offsets[i]``
+    (chapter 6); vectorised over the starts. ``grad`` maps (n, p) -> (n, p); ``offsets`` (n, p).
+
+    Returns (n,) ints; -1 where the run did not leave the ball within ``max_steps`` steps (for instance a start
+    exactly on the stable manifold).
+    """
+    w_saddle = as_array("w_saddle", w_saddle, ndim=1)
+    offsets = as_array("offsets", offsets, shape=(None, w_saddle.size))
+    alpha = as_float("alpha", alpha)
+    r = as_float("r", r)
+    max_steps = as_int("max_steps", max_steps)
+    if np.any(np.linalg.norm(offsets, axis=1) >= r):
+        raise ValueError("offsets must lie inside the ball of radius r")
+    W = w_saddle + offsets
+    out = np.full(W.shape[0], -1)
+    inside = np.ones(W.shape[0], dtype=bool)
+    for k in range(1, max_steps + 1):
+        W[inside] = W[inside] - alpha * grad(W[inside])
+        left = inside & (np.linalg.norm(W - w_saddle, axis=1) >= r)
+        out[left] = k
+        inside &= ~left
+        if not inside.any():
+            break
+    return out
+
+
+class EscapeFit(NamedTuple):
+    """Least-squares fit ``steps = intercept + slope log(1/eps)``; ``slope_law = 1 / log(1 + alpha gamma)``."""
+
+    slope: float
+    intercept: float
+    slope_law: float
+
+
+def fit_escape_law(eps, steps, alpha: float, gamma: float) -> EscapeFit:
+    """Fit the measured escape steps against ``log(1/eps)`` and return the slope with the law's ``1/log(1+alpha gamma)``
+    (chapter 6). ``eps``, ``steps`` (k,) with k >= 2."""
+    eps = as_array("eps", eps, ndim=1)
+    steps = as_array("steps", steps, shape=eps.shape)
+    if eps.size < 2 or np.any(eps <= 0) or np.any(steps < 0):
+        raise ValueError("eps must hold at least 2 positive values and steps non-negative ones")
+    slope, intercept = np.polyfit(np.log(1.0 / eps), steps, 1)
+    return EscapeFit(float(slope), float(intercept), float(1.0 / np.log1p(as_float("alpha", alpha)
+                                                                               * as_float("gamma", gamma))))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The chain of saddles of Du et al. (2017)
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The chain-of-saddles function of :cite:`du2017exponential` in ``R^d`` (chapter 6).
+
+    Parameters ``L`` (smoothness of the quadratic pieces), ``gamma`` (negative curvature at each saddle) and ``tau``
+    (length scale). The i-th saddle (i = 1..d) is ``(4 tau, ..., 4 tau, 0, ..., 0)`` with i - 1 leading entries,
+    value ``-(i - 1) nu``; the minimum is at ``|x_j| = 4 tau`` for all j, value ``-d nu``. ``f`` depends on ``|x_j|``
+    only (mirror symmetry) and is defined on the union of the domains D_{i,1}, D_{i,2}, D_{d+1}
+    (see :func:`chain_domain`); :func:`chain_f` and :func:`chain_grad` return NaN outside it.
+    """
+
+    d: int
+    L: float
+    gamma: float
+    tau: float
+
+    @property
+    def nu(self) -> float:
+        """The drop in value between successive saddles, ``nu = -g1(2 tau) + 4 L tau^2 = tau^2 (37 L + 13 gamma) / 6``."""
+        return self.tau**2 * (37.0 * self.L + 13.0 * self.gamma) / 6.0
+
+    @property
+    def step(self) -> float:
+        """The gradient-descent step ``1 / (4 L)`` of the paper's experiments."""
+        return 1.0 / (4.0 * self.L)
+
+
+def chain(d: int, L: float = 1.0, gamma: float = 1.0, tau: float = np.e) -> Chain:
+    """The chain of :cite:`du2017exponential` (checked parameters; defaults are the paper's ``gamma = 1``, ``tau = e``)."""
+    d = as_int("d", d, low=1, high=1000)
+    L = as_float("L", L)
+    gamma = as_float("gamma", gamma)
+    tau = as_float("tau", tau)
+    return Chain(d, L, gamma, tau)
+
+
+def chain_g1(ch: Chain, a) -> np.ndarray:
+    """``g1(a) = -gamma a^2 + c3 (a - tau)^3 + c4 (a - tau)^4`` with ``c3 = (-14 L + 10 gamma) / (3 tau)``,
+    ``c4 = (5 L - 3 gamma) / (2 tau^2)``: the spline that carries ``-gamma a^2`` at ``a = tau`` into
+    ``L (a - 4 tau)^2 + const`` at ``a = 2 tau`` with matching value, slope and curvature."""
+    a = np.asarray(a, dtype=float)
+    c3 = (-14.0 * ch.L + 10.0 * ch.gamma) / (3.0 * ch.tau)
+    c4 = (5.0 * ch.L - 3.0 * ch.gamma) / (2.0 * ch.tau**2)
+    z = a - ch.tau
+    return -ch.gamma * a**2 + c3 * z**3 + c4 * z**4
+
+
+def chain_g1_prime(ch: Chain, a) -> np.ndarray:
+    """Derivative of :func:`chain_g1`."""
+    a = np.asarray(a, dtype=float)
+    c3 = (-14.0 * ch.L + 10.0 * ch.gamma) / (3.0 * ch.tau)
+    c4 = (5.0 * ch.L - 3.0 * ch.gamma) / (2.0 * ch.tau**2)
+    z = a - ch.tau
+    return -2.0 * ch.gamma * a + 3.0 * c3 * z**2 + 4.0 * c4 * z**3
+
+
+def chain_g2(ch: Chain, a) -> np.ndarray:
+    """``g2(a) = -gamma - (L + gamma)(10 s^3 + 15 s^4 + 6 s^5)``, ``s = (a - 2 tau) / tau``: the curvature of the
+    next coordinate, from ``+L`` at ``a = tau`` to ``-gamma`` at ``a = 2 tau`` (flat at both ends)."""
+    s = (np.asarray(a, dtype=float) - 2.0 * ch.tau) / ch.tau
+    return -ch.gamma - (ch.L + ch.gamma) * (10.0 * s**3 + 15.0 * s**4 + 6.0 * s**5)
+
+
+def chain_g2_prime(ch: Chain, a) -> np.ndarray:
+    """Derivative of :func:`chain_g2`."""
+    s = (np.asarray(a, dtype=float) - 2.0 * ch.tau) / ch.tau
+    return -(ch.L + ch.gamma) * (30.0 * s**2 + 60.0 * s**3 + 30.0 * s**4) / ch.tau
+
+
+class Domain(NamedTuple):
+    """Where points lie in the chain: ``i`` (n,) in 1..d+1 (the saddle whose neighbourhood it is; d + 1 for the
+    final domain) and ``part`` (n,) 1 or 2 (D_{i,1}: ``|x_i| <= tau``; D_{i,2}: ``tau < |x_i| < 2 tau``); ``inside``
+    (n,) False where the point lies in no domain."""
+
+    i: np.ndarray
+    part: np.ndarray
+    inside: np.ndarray
+
+
+def _domain_from_abs(ch: Chain, a: np.ndarray) -> Domain:
+    lead = a >= 2.0 * ch.tau
+    i0 = np.where(lead.all(axis=1), ch.d, np.argmin(lead, axis=1))  # 0-based index of the first coordinate < 2 tau
+    j = np.arange(ch.d)
+    ai = np.take_along_axis(a, np.minimum(i0, ch.d - 1)[:, None], axis=1)[:, 0]
+    part = np.where((i0 < ch.d) & (ai > ch.tau), 2, 1)
+    leading_ok = np.all((j[None, :] >= i0[:, None]) | (a <= 6.0 * ch.tau), axis=1)
+    trailing_ok = np.all((j[None, :] <= i0[:, None]) | (a <= ch.tau), axis=1)
+    return Domain(i0 + 1, part, leading_ok & trailing_ok)
+
+
+def _chain_points(ch: Chain, x) -> np.ndarray:
+    if not isinstance(ch, Chain):
+        raise ValueError("ch must be a Chain (see gdlab.saddles.chain)")
+    x = as_array("x", x)
+    if x.ndim == 0 or x.shape[-1] != ch.d:
+        raise ValueError(f"x must have shape (..., {ch.d}); got {x.shape}")
+    return x
+
+
+def chain_domain(ch: Chain, x) -> Domain:
+    """The domain of each point of ``x`` (..., d): see :class:`Domain` (arrays of shape (...))."""
+    x = _chain_points(ch, x)
+    flat = np.abs(x.reshape(-1, ch.d))
+    dom = _domain_from_abs(ch, flat)
+    return Domain(*(v.reshape(x.shape[:-1]) for v in dom))
+
+
+def _chain_terms(ch: Chain, x: np.ndarray):
+    """Per-point pieces shared by value and gradient: flat x (n, d), |x|, domain, 0-based i0 and masks."""
+    xf = x.reshape(-1, ch.d)
+    a = np.abs(xf)
+    dom = _domain_from_abs(ch, a)
+    i0 = dom.i - 1
+    j = np.arange(ch.d)[None, :]
+    two = (dom.part == 2)[:, None]
+    lead = j < i0[:, None]
+    at = j == i0[:, None]
+    nxt = two & (j == i0[:, None] + 1)
+    tail = (j > i0[:, None]) & ~nxt
+    return xf, a, dom, i0, lead, at, nxt, tail, two
+
+
+def _chain_point(ch: Chain, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """Value and gradient of the chain at one point ``x`` (d,), by slices (the fast path of single points)."""
+    d, L, tau = ch.d, ch.L, ch.tau
+    a = np.abs(x)
+    lead = a >= 2.0 * tau
+    i0 = d if lead.all() else int(np.argmin(lead))
+    if np.any(a[:i0] > 6.0 * tau) or np.any(a[i0 + 1:] > tau):
+        return np.nan, np.full(d, np.nan)
+    g = np.empty(d)
+    sgn = np.sign(x)
+    f = float(L * np.sum((a[:i0] - 4.0 * tau) ** 2)) - i0 * ch.nu
+    g[:i0] = 2.0 * L * (a[:i0] - 4.0 * tau) * sgn[:i0]
+    if i0 == d:
+        return f, g
+    ai = a[i0]
+    if ai <= tau:  # D_{i,1}
+        f += -ch.gamma * ai**2 + L * float(x[i0 + 1:] @ x[i0 + 1:])
+        g[i0] = -2.0 * ch.gamma * x[i0]
+        g[i0 + 1:] = 2.0 * L * x[i0 + 1:]
+        return f, g
+    b = x[i0 + 1] if i0 + 1 < d else 0.0  # D_{i,2}
+    f += float(chain_g1(ch, ai) + chain_g2(ch, ai) * b**2) + L * float(x[i0 + 2:] @ x[i0 + 2:])
+    g[i0] = float(chain_g1_prime(ch, ai) + chain_g2_prime(ch, ai) * b**2) * sgn[i0]
+    if i0 + 1 < d:
+        g[i0 + 1] = 2.0 * float(chain_g2(ch, ai)) * b
+    g[i0 + 2:] = 2.0 * L * x[i0 + 2:]
+    return f, g
+
+
+def chain_f(ch: Chain, x) -> np.ndarray:
+    """The chain-of-saddles function (formulas.md, chapter 6 of the book); ``x`` (..., d) -> (...).
+
+    On D_{i,1}: ``sum_{j<i} L (|x_j| - 4tau)^2 - gamma x_i^2 + sum_{j>i} L x_j^2 - (i-1) nu``;
+    on D_{i,2}: the same with ``-gamma x_i^2 + L x_{i+1}^2`` replaced by ``g1(|x_i|) + g2(|x_i|) x_{i+1}^2``
+    (``g1(|x_d|)`` alone for i = d); on D_{d+1}: ``sum_j L (|x_j| - 4tau)^2 - d nu``. NaN outside the domains.
+    """
+    x = _chain_points(ch, x)
+    if x.ndim == 1:
+        return np.asarray(_chain_point(ch, x)[0])
+    xf, a, dom, i0, lead, at, nxt, tail, two = _chain_terms(ch, x)
+    ai = np.take_along_axis(a, np.minimum(i0, ch.d - 1)[:, None], axis=1)
+    b2 = np.sum(np.where(nxt, xf**2, 0.0), axis=1, keepdims=True)
+    f_at = np.where(two, chain_g1(ch, ai) + chain_g2(ch, ai) * b2, -ch.gamma * ai**2)
+    terms = (np.where(lead, ch.L * (a - 4.0 * ch.tau) ** 2, 0.0) + np.where(tail, ch.L * xf**2, 0.0)
+             + np.where(at, f_at, 0.0))
+    f = terms.sum(axis=1) - i0 * ch.nu
+    f = np.where(dom.inside, f, np.nan)
+    return f.reshape(x.shape[:-1])
+
+
+def chain_grad(ch: Chain, x) -> np.ndarray:
+    """Gradient of :func:`chain_f`; ``x`` (..., d) -> (..., d). NaN outside the domains."""
+    x = _chain_points(ch, x)
+    if x.ndim == 1:
+        return _chain_point(ch, x)[1]
+    xf, a, dom, i0, lead, at, nxt, tail, two = _chain_terms(ch, x)
+    sgn = np.sign(xf)
+    ai = np.take_along_axis(a, np.minimum(i0, ch.d - 1)[:, None], axis=1)
+    b2 = np.sum(np.where(nxt, xf**2, 0.0), axis=1, keepdims=True)
+    g_at = np.where(two, (chain_g1_prime(ch, ai) + chain_g2_prime(ch, ai) * b2) * sgn, -2.0 * ch.gamma * xf)
+    g = (np.where(lead, 2.0 * ch.L * (a - 4.0 * ch.tau) * sgn, 0.0) + np.where(tail, 2.0 * ch.L * xf, 0.0)
+         + np.where(at, g_at, 0.0) + np.where(nxt, 2.0 * chain_g2(ch, ai) * xf, 0.0))
+    g = np.where(dom.inside[:, None], g, np.nan)
+    return g.reshape(x.shape)
+
+
+class BoundaryGaps(NamedTuple):
+    """Largest one-sided-limit differences of ``f`` and of ``grad f`` across the chain's domain boundaries."""
+
+    f: float
+    grad: float
+
+
+def chain_boundary_gaps(ch: Chain, delta: float, n: int, seed) -> BoundaryGaps:
+    """Continuity check of the chain across ``|x_i| = tau`` and ``|x_i| = 2 tau`` (chapter 6).
+
+    For ``n`` random points on each kind of boundary (random i, signs, other coordinates inside the domains), the
+    limits of ``f`` and ``grad f`` from either side are estimated by linear extrapolation from distances ``delta``
+    and ``2 delta``; returns the largest differences. They are O(delta^2) where ``f`` is C^1 and O(1) at a jump.
+    """
+    delta = as_float("delta", delta, high=0.25 * ch.tau if isinstance(ch, Chain) else np.inf)
+    n = as_int("n", n)
+    if not isinstance(ch, Chain):
+        raise ValueError("ch must be a Chain (see gdlab.saddles.chain)")
+    rng = as_rng(seed)
+    gap_f = gap_g = 0.0
+    for _ in range(n):
+        for level in (1.0, 2.0):
+            i0 = int(rng.integers(ch.d))
+            x = np.empty(ch.d)
+            x[:i0] = rng.uniform(2.5, 5.5, size=i0) * ch.tau
+            x[i0] = level * ch.tau
+            x[i0 + 1:] = rng.uniform(-0.9, 0.9, size=ch.d - i0 - 1) * ch.tau
+            x *= rng.choice([-1.0, 1.0], size=ch.d)
+            e = np.zeros(ch.d)
+            e[i0] = np.sign(x[i0])
+            side = [x + k * delta * e for k in (-2, -1, 1, 2)]
+            f = [float(chain_f(ch, p)) for p in side]
+            g = [chain_grad(ch, p) for p in side]
+            gap_f = max(gap_f, abs((2 * f[1] - f[0]) - (2 * f[2] - f[3])))
+            gap_g = max(gap_g, float(np.max(np.abs((2 * g[1] - g[0]) - (2 * g[2] - g[3])))))
+    return BoundaryGaps(gap_f, gap_g)
+
+
+def chain_init(ch: Chain, seed) -> np.ndarray:
+    """The paper's initialisation: uniform on ``[-1, 1]^d`` (inside D_{1,1} because ``tau > 1``); returns (d,)."""
+    if not isinstance(ch, Chain):
+        raise ValueError("ch must be a Chain (see gdlab.saddles.chain)")
+    if ch.tau <= 1.0:
+        raise ValueError(f"the chain's tau must be > 1 for the [-1, 1]^d initialisation; got {ch.tau}")
+    return as_rng(seed).uniform(-1.0, 1.0, size=ch.d)
+
+
+class ChainRun(NamedTuple):
+    """Gradient descent on the chain (chapter 6).
+
+    ``k`` (R,) recorded iterations and ``f`` (R,) the objective there; ``passed`` (d,) the first iteration at which
+    ``|x_i| >= 2 tau`` (saddle i passed, the run is in a domain beyond i), -1 if never; ``steps`` the iterations run;
+    ``left_domain`` the iteration at which an iterate left the domains (-1: never); ``x`` (d,) the last iterate,
+    whose tiny coordinates may be 0 in float64; ``log_abs_x`` (d,) ``log |x_j|`` of the last iterate, exact.
+    """
+
+    k: np.ndarray
+    f: np.ndarray
+    passed: np.ndarray
+    steps: int
+    left_domain: int
+    x: np.ndarray
+    log_abs_x: np.ndarray
+
+
+def _passed_update(passed: np.ndarray, i_reached: int, k: int) -> None:
+    """Mark saddles 1..i_reached-1 as passed at iteration k (those not marked before)."""
+    idx = np.arange(passed.size)
+    passed[(idx < i_reached - 1) & (passed < 0)] = k
+
+
+def _chain_log_step(ch: Chain, sign: np.ndarray, u: np.ndarray, alpha: float, i0: int, part: int) -> None:
+    """One gradient step on the chain in the representation ``x_j = sign_j exp(u_j)``, in place.
+
+    Coordinates that GD multiplies by a constant factor (the escaping one in D_{i,1}, the next one in D_{i,2},
+    the trailing ones) are updated through their logarithm, so they never underflow; the others (order tau) through
+    their value.
+    """
+    d, L = ch.d, ch.L
+
+    def scale(jj, factor):
+        sign[jj] *= np.sign(factor)
+        u[jj] += np.log(np.abs(factor))
+
+    def shift(jj, new_value):
+        sign[jj] = np.where(new_value < 0, -1.0, 1.0) * sign[jj]
+        u[jj] = np.log(np.abs(new_value))
+
+    a = np.exp(u)
+    lead = slice(0, i0)
+    shift(lead, a[lead] - alpha * 2.0 * L * (a[lead] - 4.0 * ch.tau))
+    if i0 == d:
+        return
+    if part == 1:
+        scale(i0, 1.0 + 2.0 * alpha * ch.gamma)
+        scale(slice(i0 + 1, d), np.full(d - i0 - 1, 1.0 - 2.0 * alpha * L))
+        return
+    ai = a[i0]
+    b2 = np.exp(2.0 * u[i0 + 1]) if i0 + 1 < d else 0.0
+    if i0 + 1 < d:
+        scale(i0 + 1, 1.0 - 2.0 * alpha * float(chain_g2(ch, ai)))
+        scale(slice(i0 + 2, d), np.full(d - i0 - 2, 1.0 - 2.0 * alpha * L))
+    shift(i0, ai - alpha * float(chain_g1_prime(ch, ai) + chain_g2_prime(ch, ai) * b2))
+
+
+def chain_gd(ch: Chain, x0, max_steps: int = 10**9, *, alpha: float | None = None, jump: bool = True,
+             records_per_phase: int = 40) -> ChainRun:
+    """Gradient descent with step ``alpha`` (default ``1/(4L)``) on the chain from ``x0`` (d,), exactly and fast
+    (chapter 6), until every saddle is passed or ``max_steps`` iterations.
+
+    The coordinates that GD only rescales are kept as ``log |x_j|``: in float64 they would underflow after about
+    1000 halvings and GD would stall on a stable manifold (:func:`chain_gd_plain` shows it). In D_{i,1} every
+    coordinate evolves by a fixed affine map per step, so with ``jump=True`` the whole stay in D_{i,1} is applied
+    at once (the same iterates, computed in closed form); ``jump=False`` steps one by one. ``f`` is recorded at
+    every step outside those stays and at ``records_per_phase`` iterations spread over each of them.
+    """
+    x0 = as_array("x0", x0, shape=(ch.d,) if isinstance(ch, Chain) else None)
+    _chain_points(ch, x0)
+    alpha = ch.step if alpha is None else as_float("alpha", alpha)
+    max_steps = as_int("max_steps", max_steps, low=0)
+    records_per_phase = as_int("records_per_phase", records_per_phase, low=2)
+    if np.any(x0 == 0):
+        raise ValueError("x0 must have no zero coordinate (a zero coordinate lies on a stable manifold)")
+    sign, u = np.sign(x0), np.log(np.abs(x0))
+    log_tau, log_2tau, log_6tau = np.log(ch.tau), np.log(2.0 * ch.tau), np.log(6.0 * ch.tau)
+    passed = np.full(ch.d, -1)
+    ks, fs = [], []
+    rho_up, rho_down = 1.0 + 2.0 * alpha * ch.gamma, 1.0 - 2.0 * alpha * ch.L
+
+    def record(k):
+        ks.append(k)
+        fs.append(float(chain_f(ch, sign * np.exp(u))))
+
+    k, left = 0, -1
+    while True:
+        lead = u >= log_2tau
+        i0 = ch.d if lead.all() else int(np.argmin(lead))
+        inside = np.all(u[:i0] <= log_6tau) and np.all(u[i0 + 1:] <= log_tau)
+        part = 2 if (i0 < ch.d and u[i0] > log_tau) else 1
+        if i0 < ch.d and part == 2 and i0 + 1 < ch.d:
+            inside = inside and u[i0 + 1] <= log_tau
+        if not inside:
+            left = k
+            break
+        _passed_update(passed, i0 + 1, k)
+        if i0 == ch.d or k >= max_steps:
+            record(k)
+            break
+        if jump and part == 1 and rho_up > 1.0 and 0.0 < rho_down:
+            n = int(np.floor((log_tau - u[i0]) / np.log(rho_up))) + 1  # steps until |x_i| > tau
+            n = max(1, min(n, max_steps - k))
+            u0, s0 = u.copy(), sign.copy()
+            for kk in np.unique(np.linspace(0, n - 1, records_per_phase).round().astype(int)):
+                u, sign = _chain_affine(ch, s0, u0, i0, kk, rho_up, rho_down)
+                record(k + kk)
+            u, sign = _chain_affine(ch, s0, u0, i0, n, rho_up, rho_down)
+            k += n
+            continue
+        record(k)
+        _chain_log_step(ch, sign, u, alpha, i0, part)
+        k += 1
+    k_arr, f_arr = np.array(ks), np.array(fs)
+    return ChainRun(k_arr, f_arr, passed, k, left, sign * np.exp(u), u.copy())
+
+
+def _chain_affine(ch: Chain, sign, u, i0: int, n: int, rho_up: float, rho_down: float):
+    """``n`` gradient steps inside D_{i0+1,1} in closed form: ``|x_j| - 4tau`` (j < i) and ``x_j`` (j > i) scale by
+    ``rho_down^n``, ``x_i`` by ``rho_up^n``. Returns new ``(u, sign)`` (log-abs and signs)."""
+    u, sign = u.copy(), sign.copy()
+    a_lead = 4.0 * ch.tau + (np.exp(u[:i0]) - 4.0 * ch.tau) * rho_down**n
+    u[:i0] = np.log(a_lead)
+    u[i0] += n * np.log(rho_up)
+    u[i0 + 1:] += n * np.log(rho_down)
+    return u, sign
+
+
+def chain_gd_plain(ch: Chain, x0, steps: int, *, alpha: float | None = None) -> ChainRun:
+    """Plain float64 gradient descent ``x <- x - alpha grad f(x)`` on the chain, step by step (chapter 6): the
+    numerical trap. Coordinates that are halved every step reach the smallest subnormal after about 1075 steps and
+    then stay there or become exactly 0, so GD stalls near a saddle it should leave. Compare with :func:`chain_gd`."""
+    x = as_array("x0", x0, shape=(ch.d,) if isinstance(ch, Chain) else None).copy()
+    _chain_points(ch, x)
+    alpha = ch.step if alpha is None else as_float("alpha", alpha)
+    steps = as_int("steps", steps, low=0)
+    X = np.empty((steps + 1, ch.d))
+    X[0] = x
+    for k in range(steps):
+        x = x - alpha * chain_grad(ch, x)
+        X[k + 1] = x
+    return chain_run_from_path(ch, X)
+
+
+def chain_run_from_path(ch: Chain, X: np.ndarray) -> ChainRun:
+    """A :class:`ChainRun` from a stepwise path ``X`` (T+1, d) (NaN rows after the run left the domains)."""
+    f = chain_f(ch, X)
+    dom = _domain_from_abs(ch, np.abs(X))
+    bad = ~dom.inside | ~np.isfinite(f)
+    left = int(np.argmax(bad)) if bad.any() else -1
+    T = X.shape[0] if left < 0 else left
+    passed = np.full(ch.d, -1)
+    for i in range(1, ch.d + 1):
+        hit = np.nonzero(dom.i[:T] > i)[0]
+        passed[i - 1] = hit[0] if hit.size else -1
+    with np.errstate(divide="ignore"):
+        log_abs = np.log(np.abs(X[T - 1]))
+    return ChainRun(np.arange(T), f[:T], passed, T - 1, left, X[T - 1].copy(), log_abs)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Escape algorithms: noisy GD, perturbed GD, SGD, SGLD
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Run(NamedTuple):
+    """A stepwise run of an escape algorithm (chapter 6): ``x`` (T+1, p) iterates (after any perturbation, before
+    the step), ``f`` (T+1,) objective values, ``diverged_at`` the step at which an iterate became non-finite, left the
+    function's domain or the ball of radius :data:`BLOW_UP` (-1: never)."""
+
+    x: np.ndarray
+    f: np.ndarray
+    diverged_at: int
+
+
+def unit_sphere(n: int, p: int, seed) -> np.ndarray:
+    """``n`` points uniform on the unit sphere of ``R^p``; returns (n, p)."""
+    n = as_int("n", n, low=0)
+    p = as_int("p", p)
+    z = as_rng(seed).normal(size=(n, p))
+    return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+
+def uniform_ball(n: int, p: int, radius: float, seed) -> np.ndarray:
+    """``n`` points uniform in the ball of radius ``radius`` in ``R^p``; returns (n, p)."""
+    radius = as_float("radius", radius)
+    rng = as_rng(seed)
+    directions = unit_sphere(n, p, rng)
+    return radius * directions * rng.uniform(size=(n, 1)) ** (1.0 / p)
+
+
+def _run_checks(f, grad, x0, eta, steps):
+    if not (callable(f) and callable(grad)):
+        raise ValueError("f and grad must be callables (p,) -> float and (p,) -> (p,)")
+    return (as_array("x0", x0, ndim=1).copy(), as_float("eta", eta), as_int("steps", steps, low=0))
+
+
+def _bad(x: np.ndarray, fx: float) -> bool:
+    return not (np.isfinite(fx) and np.all(np.isfinite(x)) and np.max(np.abs(x)) < BLOW_UP)
+
+
+def noisy_gd(f, grad, x0, eta: float, steps: int, seed, noise: float = 1.0) -> Run:
+    """Noisy gradient descent of :cite:`ge2015escaping`: ``x <- x - eta (grad f(x) + noise * n)``, ``n`` uniform on the
+    unit sphere (chapter 6). ``x0`` (p,); returns a :class:`Run`."""
+    x, eta, steps = _run_checks(f, grad, x0, eta, steps)
+    noise = as_float("noise", noise, low=0.0, low_open=False)
+    n = unit_sphere(steps, x.size, seed)
+    return _iterate(f, lambda x_, k: x_ - eta * (grad(x_) + noise * n[k]), x, steps)
+
+
+def _iterate(f, step_fn, x, steps) -> Run:
+    X = np.empty((steps + 1, x.size))
+    F = np.empty(steps + 1)
+    X[0], F[0] = x, f(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(steps):
+            if _bad(X[k], F[k]):
+                return Run(X[: k + 1], F[: k + 1], k)
+            X[k + 1] = step_fn(X[k], k)
+            F[k + 1] = f(X[k + 1])
+    if _bad(X[steps], F[steps]):
+        return Run(X, F, steps)
+    return Run(X, F, -1)
+
+
+@dataclass(frozen=True)
+class PGDParameters:
+    """The hyper-parameters of perturbed gradient descent (chapter 6): step ``eta``, perturbation radius ``r``,
+    gradient threshold ``g_thres``, decrease threshold ``f_thres`` (None: never stop), waiting time ``t_thres``,
+    and ``chi`` (NaN when the parameters were set by hand)."""
+
+    eta: float
+    r: float
+    g_thres: float
+    f_thres: float | None
+    t_thres: int
+    chi: float = float("nan")
+
+
+def pgd_parameters(d: int, ell: float, rho: float, eps: float, delta_f: float, delta: float = 0.1,
+                   c: float = 1.0) -> PGDParameters:
+    """The parameter choice of :cite:`jin2017escape` for an ``ell``-gradient-Lipschitz, ``rho``-Hessian-Lipschitz
+    ``f`` on ``R^d`` with ``f(x0) - f* <= delta_f``, target accuracy ``eps`` and failure probability ``delta``:
+
+    ``chi = 3 max(log(d ell delta_f / (c eps^2 delta)), 4)``, ``eta = c / ell``, ``r = sqrt(c) eps / (chi^2 ell)``,
+    ``g_thres = sqrt(c) eps / chi^2``, ``f_thres = (c / chi^3) sqrt(eps^3 / rho)``,
+    ``t_thres = ceil((chi / c^2) ell / sqrt(rho eps))`` (rounded up to whole steps).
+    """
+    d = as_int("d", d)
+    ell, rho, eps = as_float("ell", ell), as_float("rho", rho), as_float("eps", eps)
+    delta_f = as_float("delta_f", delta_f)
+    delta = as_float("delta", delta, high=1.0, high_open=True)
+    c = as_float("c", c)
+    chi = 3.0 * max(np.log(d * ell * delta_f / (c * eps**2 * delta)), 4.0)
+    return PGDParameters(
+        eta=c / ell,
+        r=np.sqrt(c) * eps / (chi**2 * ell),
+        g_thres=np.sqrt(c) * eps / chi**2,
+        f_thres=(c / chi**3) * np.sqrt(eps**3 / rho),
+        t_thres=int(np.ceil((chi / c**2) * ell / np.sqrt(rho * eps))),
+        chi=float(chi),
+    )
+
+
+class PGDRun(NamedTuple):
+    """A run of perturbed gradient descent (chapter 6).
+
+    ``x`` (T+1, p) the iterates ``x_t`` before any perturbation at step t; ``grad_norm`` (T+1,) ``|grad f(x_t)|``
+    there; ``perturbed`` (T+1,) bool, whether a perturbation was added at step t; ``f`` (T+1,) the objective at
+    ``x_t``; ``returned`` the step t at which the stopping rule fired (-1: it did not), ``x_out`` (p,) the point
+    returned (``x~`` if it fired, else the last iterate); ``diverged_at`` as in :class:`Run`.
+    """
+
+    x: np.ndarray
+    f: np.ndarray
+    grad_norm: np.ndarray
+    perturbed: np.ndarray
+    returned: int
+    x_out: np.ndarray
+    diverged_at: int
+
+
+def perturbed_gd(f, grad, x0, params: PGDParameters, steps: int, seed) -> PGDRun:
+    """Perturbed gradient descent exactly as :cite:`jin2017escape` (chapter 6). With ``t_noise = -t_thres - 1``, at
+    each t = 0, 1, ...:
+
+    1. if ``|grad f(x_t)| <= g_thres`` and ``t - t_noise > t_thres``: ``x~ = x_t``, ``t_noise = t`` and
+       ``x_t = x~ + xi`` with ``xi`` uniform in the ball of radius ``r``;
+    2. if ``t - t_noise == t_thres`` and ``f(x_t) - f(x~) > -f_thres``: return ``x~`` (skipped if ``f_thres`` is None);
+    3. ``x_{t+1} = x_t - eta grad f(x_t)``.
+    """
+    if not isinstance(params, PGDParameters):
+        raise ValueError("params must be a PGDParameters (see pgd_parameters)")
+    x, eta, steps = _run_checks(f, grad, x0, params.eta, steps)
+    rng = as_rng(seed)
+    p = x.size
+    X = np.empty((steps + 1, p))
+    F = np.empty(steps + 1)
+    G = np.empty(steps + 1)
+    P = np.zeros(steps + 1, dtype=bool)
+    t_noise, x_tilde, f_tilde = -params.t_thres - 1, None, np.nan
+    for t in range(steps + 1):
+        fx, g = float(f(x)), np.asarray(grad(x), dtype=float)
+        X[t], F[t], G[t] = x, fx, np.linalg.norm(g)
+        if _bad(x, fx) or not np.all(np.isfinite(g)):
+            return PGDRun(X[: t + 1], F[: t + 1], G[: t + 1], P[: t + 1], -1, x, t)
+        if G[t] <= params.g_thres and t - t_noise > params.t_thres:
+            x_tilde, f_tilde, t_noise = x, fx, t
+            x = x_tilde + uniform_ball(1, p, params.r, rng)[0]
+            P[t] = True
+            fx, g = float(f(x)), np.asarray(grad(x), dtype=float)
+        if params.f_thres is not None and t - t_noise == params.t_thres and fx - f_tilde > -params.f_thres:
+            return PGDRun(X[: t + 1], F[: t + 1], G[: t + 1], P[: t + 1], t, x_tilde.copy(), -1)
+        if t == steps:
+            break
+        x = x - eta * g
+    return PGDRun(X, F, G, P, -1, x.copy(), -1)
+
+
+# --- SGD on a finite sum -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FiniteSumSaddle:
+    """``f(w) = (1/m) sum_i f_i(w)`` with ``f_i(w) = w^T A_i w / 2 + |w|^4 / 4`` (chapter 6): every ``f_i`` is
+    stationary at 0, where ``f`` has a strict saddle (``mean A_i = diag(1, ..., 1, -gamma)``). ``A`` (m, p, p)."""
+
+    A: np.ndarray
+
+    def f(self, w) -> float:
+        """``f(w)``; ``w`` (p,)."""
+        w = np.asarray(w, dtype=float)
+        return float(0.5 * w @ self.A.mean(axis=0) @ w + 0.25 * (w @ w) ** 2)
+
+    def grad(self, w) -> np.ndarray:
+        """``grad f(w) = mean(A_i) w + |w|^2 w``; ``w`` (p,) -> (p,)."""
+        w = np.asarray(w, dtype=float)
+        return self.A.mean(axis=0) @ w + (w @ w) * w
+
+    def grads(self, w) -> np.ndarray:
+        """All per-sample gradients ``grad f_i(w) = A_i w + |w|^2 w``; ``w`` (p,) -> (m, p)."""
+        w = np.asarray(w, dtype=float)
+        return self.A @ w + (w @ w) * w
+
+
+def finite_sum_saddle(p: int, m: int, seed, gamma: float = 1.0, spread: float = 1.0) -> FiniteSumSaddle:
+    """A random :class:`FiniteSumSaddle`: ``A_i = diag(1, ..., 1, -gamma) + spread * (S_i - mean S)`` with ``S_i``
+    symmetric Gaussian, so the mean is exactly the saddle's Hessian."""
+    p, m = as_int("p", p, low=2), as_int("m", m, low=2)
+    gamma = as_float("gamma", gamma)
+    spread = as_float("spread", spread, low=0.0, low_open=False)
+    Z = as_rng(seed).normal(size=(m, p, p))
+    S = 0.5 * (Z + Z.transpose(0, 2, 1))
+    A = np.diag(np.r_[np.ones(p - 1), -gamma]) + spread * (S - S.mean(axis=0))
+    return FiniteSumSaddle(A)
+
+
+def sgd_noise_covariance(grads_w: np.ndarray) -> np.ndarray:
+    """Covariance ``(1/m) sum_i (g_i - g)(g_i - g)^T`` of one uniformly sampled gradient around the full gradient
+    ``g`` (chapter 6): the noise covariance of SGD at a point. ``grads_w`` (m, p) -> (p, p); rank at most m - 1."""
+    G = as_array("grads_w", grads_w, ndim=2)
+    Z = G - G.mean(axis=0)
+    return Z.T @ Z / G.shape[0]
+
+
+def sgd(problem: FiniteSumSaddle, w0, eta: float, steps: int, seed) -> Run:
+    """Stochastic gradient descent ``w <- w - eta grad f_i(w)``, ``i`` uniform in 1..m (chapter 6)."""
+    if not isinstance(problem, FiniteSumSaddle):
+        raise ValueError("problem must be a FiniteSumSaddle")
+    w, eta, steps = _run_checks(problem.f, problem.grad, w0, eta, steps)
+    idx = as_rng(seed).integers(problem.A.shape[0], size=steps)
+    return _iterate(problem.f, lambda w_, k: w_ - eta * (problem.A[idx[k]] @ w_ + (w_ @ w_) * w_), w, steps)
+
+
+# --- SGLD --------------------------------------------------------------------------------------------------
+
+
+def sgld(grad, x0, a: float, eps: float, steps: int, seed) -> np.ndarray:
+    """SGLD at a fixed noise level (chapter 6): ``x <- x - a grad f(x) + eps sqrt(a) W``, ``W ~ N(0, I)``, for many
+    independent chains at once. ``x0`` (n, p) starts, ``grad`` (n, p) -> (n, p); returns the final states (n, p).
+
+    For small ``a`` the chains' law tends to the density proportional to ``exp(-2 f / eps^2)``, the stationary law of
+    ``dx = -grad f dt + eps dB``. Chains that blow up come back as NaN rows.
+    """
+    X = as_array("x0", x0, ndim=2).copy()
+    a, eps = as_float("a", a), as_float("eps", eps, low=0.0, low_open=False)
+    steps = as_int("steps", steps, low=0)
+    rng = as_rng(seed)
+    scale = eps * np.sqrt(a)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(steps):
+            X = X - a * grad(X) + scale * rng.standard_normal(X.shape)
+    X[~np.all(np.abs(X) < BLOW_UP, axis=1)] = np.nan
+    return X
+
+
+def sgld_path(f, grad, x0, a: float, eps: float, steps: int, seed) -> Run:
+    """One SGLD chain ``x <- x - a grad f(x) + eps sqrt(a) W`` with its path (chapter 6); ``x0`` (p,)."""
+    x, a, steps = _run_checks(f, grad, x0, a, steps)
+    eps = as_float("eps", eps, low=0.0, low_open=False)
+    W = as_rng(seed).standard_normal((steps, x.size))
+    return _iterate(f, lambda x_, k: x_ - a * grad(x_) + eps * np.sqrt(a) * W[k], x, steps)
+
+
+def gelfand_mitter_schedule(k, A: float, B: float) -> tuple[np.ndarray, np.ndarray]:
+    """The annealing schedule of :cite:`gelfand1991recursive`: ``a_k = A / k``, ``b_k = sqrt(B) / sqrt(k log log k)``
+    for iterations ``k`` (array, all > e^e so that ``log log k >= 1``). Returns ``(a_k, b_k)``; the noise level
+    ``eps_k = b_k / sqrt(a_k) = sqrt((B / A) / log log k)`` decreases to 0, very slowly."""
+    k = as_array("k", k)
+    A, B = as_float("A", A), as_float("B", B)
+    if np.any(k <= np.e**np.e):
+        raise ValueError(f"k must be > e^e = {np.e ** np.e:.2f} (so that log log k >= 1)")
+    return A / k, np.sqrt(B / (k * np.log(np.log(k))))
+
+
+def annealed_sgld(grad, x0, A: float, B: float, steps: int, seed, k0: int = 16, records: int = 50):
+    """SGLD with the Gelfand-Mitter schedule (chapter 6): ``x_{k+1} = x_k - a_k grad f(x_k) + b_k W_k`` for
+    ``k = k0, ..., k0 + steps - 1``, many chains at once (``x0`` (n, p)). Returns ``(k, X)``: ``k`` (R,) recorded
+    iterations and ``X`` (R, n, p) the chains there."""
+    X = as_array("x0", x0, ndim=2).copy()
+    steps = as_int("steps", steps, low=1)
+    k0 = as_int("k0", k0, low=16)
+    ks = np.arange(k0, k0 + steps)
+    a, b = gelfand_mitter_schedule(ks, A, B)
+    rng = as_rng(seed)
+    keep = set(np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int)).tolist())
+    rec_k, rec_X = [], []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(steps + 1):
+            if t in keep:
+                rec_k.append(k0 + t)
+                rec_X.append(X.copy())
+            if t == steps:
+                break
+            X = X - a[t] * grad(X) + b[t] * rng.standard_normal(X.shape)
+    return np.array(rec_k), np.array(rec_X)
+
+
+def gibbs_density(f_values, x, eps: float) -> np.ndarray:
+    """The density proportional to ``exp(-2 f / eps^2)`` on the 1-D grid ``x`` (k,), from ``f_values`` (k,) = f(x),
+    normalised by the trapezoid rule (chapter 6)."""
+    x = as_array("x", x, ndim=1)
+    fv = as_array("f_values", f_values, shape=x.shape)
+    eps = as_float("eps", eps)
+    logp = -2.0 * (fv - fv.min()) / eps**2
+    p = np.exp(logp)
+    return p / np.trapezoid(p, x)
+
+
+def _edges(edges) -> np.ndarray:
+    edges = as_array("edges", edges, ndim=1)
+    if edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError("edges must be an increasing array of at least 2 values")
+    return edges
+
+
+def _gibbs_cdf(f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, eps: float, n: int):
+    """Grid (n,) on [lo, hi] and the cumulative distribution of the density of :func:`gibbs_density` there."""
+    grid = np.linspace(lo, hi, n)
+    dens = gibbs_density(f(grid), grid, eps)
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(grid))])
+    return grid, cdf / cdf[-1]
+
+
+def gibbs_bin_masses(f: Callable[[np.ndarray], np.ndarray], edges, eps: float, points_per_bin: int = 64) -> np.ndarray:
+    """Probabilities of the bins ``edges`` (k+1,) under the law proportional to ``exp(-2 f / eps^2)`` restricted to
+    ``[edges[0], edges[-1]]`` (chapter 6); ``f`` maps (n,) -> (n,). Returns (k,), summing to 1."""
+    edges = _edges(edges)
+    grid, cdf = _gibbs_cdf(f, edges[0], edges[-1], as_float("eps", eps), (edges.size - 1) * points_per_bin + 1)
+    return np.diff(np.interp(edges, grid, cdf))
+
+
+def gibbs_sample(f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, eps: float, n: int, seed,
+                 grid_points: int = 20_001) -> np.ndarray:
+    """``n`` exact draws (up to the grid) from the law proportional to ``exp(-2 f / eps^2)`` on ``[lo, hi]``, by
+    inverting its distribution function (chapter 6): the reference against which SGLD's sampling error is judged."""
+    lo, hi = as_float("lo", lo, low=-np.inf), as_float("hi", hi, low=-np.inf)
+    if hi <= lo:
+        raise ValueError(f"hi must be larger than lo; got lo = {lo}, hi = {hi}")
+    grid, cdf = _gibbs_cdf(f, lo, hi, as_float("eps", eps), as_int("grid_points", grid_points, low=3))
+    return np.interp(as_rng(seed).uniform(size=as_int("n", n)), cdf, grid)
+
+
+def total_variation(samples, edges, f: Callable[[np.ndarray], np.ndarray], eps: float) -> float:
+    """Total-variation distance ``(1/2) sum_bins |P_hist - P_gibbs|`` between the histogram of ``samples`` (n,) on the
+    bins ``edges`` (k+1,) and :func:`gibbs_bin_masses` (chapter 6). Samples outside the bins count as mass the
+    density does not have there."""
+    s = as_array("samples", samples, ndim=1)
+    edges = _edges(edges)
+    counts, _ = np.histogram(s, bins=edges)
+    p_hist = counts / s.size
+    return 0.5 * float(np.abs(p_hist - gibbs_bin_masses(f, edges, eps)).sum() + (1.0 - p_hist.sum()))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Non-strict saddles: the depth-N scalar linear network
+# ----------------------------------------------------------------------------------------------------------
+
+
+def depth_loss(w) -> np.ndarray:
+    """``f(w) = (w_1 w_2 ... w_N - 1)^2 / 2``, the depth-N scalar linear network on one example (chapter 6);
+    ``w`` (..., N) -> (...). 0 is a saddle; for N >= 3 its Hessian vanishes (non-strict)."""
+    w = as_array("w", w)
+    return 0.5 * (np.prod(w, axis=-1) - 1.0) ** 2
+
+
+def depth_grad(w) -> np.ndarray:
+    """Gradient ``(prod(w) - 1) prod_{k != j} w_k`` of :func:`depth_loss`; ``w`` (..., N) -> (..., N)."""
+    w = as_array("w", w)
+    ones = np.ones(w.shape[:-1] + (1,))
+    left = np.cumprod(np.concatenate([ones, w[..., :-1]], axis=-1), axis=-1)
+    right = np.cumprod(np.concatenate([ones, w[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    others = left * right
+    return (np.prod(w, axis=-1, keepdims=True) - 1.0) * others
+
+
+def depth_escape_steps(N: int, scales, alpha: float, level: float = 0.5, max_steps: int = 10**6) -> np.ndarray:
+    """Steps gradient descent on :func:`depth_loss` needs from the balanced start ``w_j = s`` for each ``s`` in
+    ``scales`` (k,) until the product ``w_1 ... w_N`` reaches ``level`` (chapter 6); vectorised over ``scales``.
+    -1 where ``max_steps`` did not suffice."""
+    N = as_int("N", N, low=2, high=64)
+    scales = as_array("scales", scales, ndim=1)
+    if np.any(scales <= 0) or np.any(scales**N >= level):
+        raise ValueError("scales must be positive with s^N < level")
+    alpha = as_float("alpha", alpha)
+    level = as_float("level", level, high=1.0, high_open=True)
+    max_steps = as_int("max_steps", max_steps)
+    W = np.repeat(scales[:, None], N, axis=1)
+    out = np.full(scales.size, -1)
+    active = np.ones(scales.size, dtype=bool)
+    for k in range(1, max_steps + 1):
+        W[active] -= alpha * depth_grad(W[active])
+        done = active & (np.prod(W, axis=1) >= level)
+        out[done] = k
+        active &= ~done
+        if not active.any():
+            break
+    return out
+
+
+def depth_escape_law(N: int, scales, alpha: float) -> np.ndarray:
+    """Leading-order escape time from the balanced start ``w_j = s`` near 0 (chapter 6): gradient flow on the common
+    value obeys ``w' = (1 - w^N) w^{N-1} ~ w^{N-1}``, so ``N = 2``: ``log(1/s) / log(1 + alpha)`` steps (strict saddle,
+    exponential escape); ``N >= 3``: ``s^{2-N} / ((N - 2) alpha)`` steps (polynomial in ``1/s``). ``scales`` (k,)."""
+    N = as_int("N", N, low=2, high=64)
+    scales = as_array("scales", scales, ndim=1)
+    alpha = as_float("alpha", alpha)
+    if N == 2:
+        return np.log(1.0 / scales) / np.log1p(alpha)
+    return scales ** (2.0 - N) / ((N - 2) * alpha)
