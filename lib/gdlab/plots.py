@@ -1467,8 +1467,10 @@ CH06_METHODS = ("GD", "noisy GD", "PGD", "SGLD")
 CH06_DEFAULTS = {"method": "noisy GD", "noise": 0.01, "alpha": 0.1, "offset": 1e-12, "draw": 0}
 CH06_STEPS = 300
 CH06_X0 = 1.5
-#: PGD in the explorer: perturb when |grad f| <= CH06_PGD["g_thres"], wait t_thres steps, stop when f fell less.
-CH06_PGD = {"g_thres": 0.01, "t_thres": 20, "f_thres": 1e-4}
+#: PGD in the explorer: perturb when |grad f| <= g_thres, then wait t_thres = ceil(CH06_PGD_WAIT / alpha) steps (the
+#: theory's t_thres scales like 1/eta) and stop if f fell by less than f_thres meanwhile.
+CH06_PGD = {"g_thres": 0.01, "f_thres": 1e-4}
+CH06_PGD_WAIT = 6.0
 #: The explorer's run "leaves the saddle" when |y| first reaches this.
 CH06_ESCAPE_R = 0.5
 
@@ -1498,7 +1500,8 @@ def ch06_run(method: str = "noisy GD", noise: float = 0.01, alpha: float = 0.1, 
     x0 = np.array([CH06_X0, offset])
     f = _saddles.example_value
     if method == "PGD":
-        prm = _saddles.PGDParameters(eta=alpha, r=max(noise, 1e-300), **CH06_PGD)
+        prm = _saddles.PGDParameters(eta=alpha, r=max(noise, 1e-300), t_thres=int(np.ceil(CH06_PGD_WAIT / alpha)),
+                                     **CH06_PGD)
         run = _saddles.perturbed_gd(f, _saddles.example_grad, x0, prm, CH06_STEPS, seed=draw)
         x, fx, div = run.x, run.f, run.diverged_at
         pert, ret = np.nonzero(run.perturbed)[0], run.returned
