@@ -1349,7 +1349,7 @@ def _basin_legend(fig, labels) -> None:
     shown = sorted(set(np.unique(labels).tolist()))
     handles = [Patch(facecolor=BASIN_COLORS[v + 1], edgecolor="0.5", label=BASIN_NAMES[v + 1]) for v in shown]
     handles.append(plt.Line2D([], [], color="k", ls="--", label="x-axis: stable set"))
-    fig.legend(handles=handles, loc="outside right center", frameon=False, fontsize="x-small")
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize="x-small")
 
 
 def basins_figure(xs, ys, labels, alpha: float, paths: dict | None = None, box=CH06_BOX):
