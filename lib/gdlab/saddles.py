@@ -152,8 +152,11 @@ def example_basins(starts, alpha: float, steps: int, tol: float = 1e-6) -> Basin
     tol = as_float("tol", tol)
     alive = np.ones(W.shape[0], dtype=bool)
     with np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(steps):  # all rows step together; a row that blew up is marked and its values discarded
-            W = gd_map(W, alpha)
+        for _ in range(steps):  # all rows step together until one blows up; from then on only the live ones
+            if alive.all():
+                W = gd_map(W, alpha)
+            else:
+                W[alive] = gd_map(W[alive], alpha)
             alive &= np.all(np.abs(W) < BLOW_UP, axis=1)
     label = np.full(W.shape[0], 2)
     label[np.linalg.norm(W - EXAMPLE_SADDLE, axis=1) < tol] = 0
@@ -190,6 +193,7 @@ def escape_steps(grad: Callable[[np.ndarray], np.ndarray], w_saddle, offsets, al
     Returns (n,) ints; -1 where the run did not leave the ball within ``max_steps`` steps (for instance a start
     exactly on the stable manifold).
     """
+    _callable("grad", grad)
     w_saddle = as_array("w_saddle", w_saddle, ndim=1)
     offsets = as_array("offsets", offsets, shape=(None, w_saddle.size))
     alpha = as_float("alpha", alpha)
@@ -503,13 +507,15 @@ def _chain_log_step(ch: Chain, sign: np.ndarray, u: np.ndarray, alpha: float, i0
     """
     d, L = ch.d, ch.L
 
-    def scale(jj, factor):
+    def scale(jj, factor):  # a zero factor makes the coordinate exactly 0: u = -inf
         sign[jj] *= np.sign(factor)
-        u[jj] += np.log(np.abs(factor))
+        with np.errstate(divide="ignore"):
+            u[jj] += np.log(np.abs(factor))
 
     def shift(jj, new_value):
         sign[jj] = np.where(new_value < 0, -1.0, 1.0) * sign[jj]
-        u[jj] = np.log(np.abs(new_value))
+        with np.errstate(divide="ignore"):
+            u[jj] = np.log(np.abs(new_value))
 
     a = np.exp(u)
     lead = slice(0, i0)
@@ -607,19 +613,32 @@ def chain_gd_plain(ch: Chain, x0, steps: int, *, alpha: float | None = None) -> 
     _chain_points(ch, x)
     alpha = ch.step if alpha is None else as_float("alpha", alpha)
     steps = as_int("steps", steps, low=0)
-    X = np.empty((steps + 1, ch.d))
+    X = np.full((steps + 1, ch.d), np.nan)
     X[0] = x
     for k in range(steps):
-        x = x - alpha * chain_grad(ch, x)
+        g = chain_grad(ch, x)
+        if not np.all(np.isfinite(g)):  # outside the domains: the rows from here on stay NaN
+            break
+        x = x - alpha * g
         X[k + 1] = x
     return chain_run_from_path(ch, X)
 
 
 def chain_run_from_path(ch: Chain, X: np.ndarray) -> ChainRun:
     """A :class:`ChainRun` from a stepwise path ``X`` (T+1, d) (NaN rows after the run left the domains)."""
-    f = chain_f(ch, X)
-    dom = _domain_from_abs(ch, np.abs(X))
-    bad = ~dom.inside | ~np.isfinite(f)
+    if not isinstance(ch, Chain):
+        raise ValueError("ch must be a Chain (see gdlab.saddles.chain)")
+    try:
+        X = np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("x must be an array of real numbers (the path, NaN rows allowed)") from exc
+    if X.ndim != 2 or X.shape[1] != ch.d or X.shape[0] < 1:
+        raise ValueError(f"x must have shape (T, {ch.d}) with T >= 1 (the path X); got {X.shape}")
+    finite = np.all(np.isfinite(X), axis=1)
+    f = np.full(X.shape[0], np.nan)
+    f[finite] = chain_f(ch, X[finite])
+    dom = _domain_from_abs(ch, np.abs(np.where(finite[:, None], X, 0.0)))
+    bad = ~finite | ~dom.inside | ~np.isfinite(f)
     left = int(np.argmax(bad)) if bad.any() else -1
     T = X.shape[0] if left < 0 else left
     passed = np.full(ch.d, -1)
@@ -662,10 +681,15 @@ def uniform_ball(n: int, p: int, radius: float, seed) -> np.ndarray:
     return radius * directions * rng.uniform(size=(n, 1)) ** (1.0 / p)
 
 
-def _run_checks(f, grad, x0, eta, steps):
-    if not (callable(f) and callable(grad)):
-        raise ValueError("f and grad must be callables (p,) -> float and (p,) -> (p,)")
-    return (as_array("x0", x0, ndim=1).copy(), as_float("eta", eta), as_int("steps", steps, low=0))
+def _callable(name: str, fn) -> None:
+    if not callable(fn):
+        raise ValueError(f"{name} must be a callable; got {type(fn).__name__}")
+
+
+def _run_checks(f, grad, x0, eta, steps, *, x0_name: str = "x0", eta_name: str = "eta"):
+    _callable("f", f)
+    _callable("grad", grad)
+    return (as_array(x0_name, x0, ndim=1).copy(), as_float(eta_name, eta), as_int("steps", steps, low=0))
 
 
 def _bad(x: np.ndarray, fx: float) -> bool:
@@ -685,12 +709,15 @@ def _iterate(f, step_fn, x, steps) -> Run:
     X = np.empty((steps + 1, x.size))
     F = np.empty(steps + 1)
     X[0], F[0] = x, f(x)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for k in range(steps):
-            if _bad(X[k], F[k]):
-                return Run(X[: k + 1], F[: k + 1], k)
+    for k in range(steps):
+        if _bad(X[k], F[k]):
+            return Run(X[: k + 1], F[: k + 1], k)
+        with np.errstate(over="ignore", invalid="ignore"):
             X[k + 1] = step_fn(X[k], k)
-            F[k + 1] = f(X[k + 1])
+        if not (np.all(np.isfinite(X[k + 1])) and np.max(np.abs(X[k + 1])) < BLOW_UP):
+            F[k + 1] = np.nan
+            return Run(X[: k + 2], F[: k + 2], k + 1)
+        F[k + 1] = f(X[k + 1])
     if _bad(X[steps], F[steps]):
         return Run(X, F, steps)
     return Run(X, F, -1)
@@ -708,6 +735,14 @@ class PGDParameters:
     f_thres: float | None
     t_thres: int
     chi: float = float("nan")
+
+    def __post_init__(self):
+        object.__setattr__(self, "eta", as_float("eta", self.eta))
+        object.__setattr__(self, "r", as_float("r", self.r))
+        object.__setattr__(self, "g_thres", as_float("g_thres", self.g_thres, low=0.0, low_open=False))
+        if self.f_thres is not None:
+            object.__setattr__(self, "f_thres", as_float("f_thres", self.f_thres, low=0.0, low_open=False))
+        object.__setattr__(self, "t_thres", as_int("t_thres", self.t_thres, low=0))
 
 
 def pgd_parameters(d: int, ell: float, rho: float, eps: float, delta_f: float, delta: float = 0.1,
@@ -786,7 +821,10 @@ def perturbed_gd(f, grad, x0, params: PGDParameters, steps: int, seed) -> PGDRun
             return PGDRun(X[: t + 1], F[: t + 1], G[: t + 1], P[: t + 1], t, x_tilde.copy(), -1)
         if t == steps:
             break
-        x = x - eta * g
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = x - eta * g
+        if not (np.all(np.isfinite(x)) and np.max(np.abs(x)) < BLOW_UP):
+            return PGDRun(X[: t + 1], F[: t + 1], G[: t + 1], P[: t + 1], -1, x, t + 1)
     return PGDRun(X, F, G, P, -1, x.copy(), -1)
 
 
@@ -840,7 +878,9 @@ def sgd(problem: FiniteSumSaddle, w0, eta: float, steps: int, seed) -> Run:
     """Stochastic gradient descent ``w <- w - eta grad f_i(w)``, ``i`` uniform in 1..m (chapter 6)."""
     if not isinstance(problem, FiniteSumSaddle):
         raise ValueError("problem must be a FiniteSumSaddle")
-    w, eta, steps = _run_checks(problem.f, problem.grad, w0, eta, steps)
+    w, eta, steps = _run_checks(problem.f, problem.grad, w0, eta, steps, x0_name="w0")
+    if w.size != problem.A.shape[1]:
+        raise ValueError(f"w0 must have shape ({problem.A.shape[1]},); got {w.shape}")
     idx = as_rng(seed).integers(problem.A.shape[0], size=steps)
     return _iterate(problem.f, lambda w_, k: w_ - eta * (problem.A[idx[k]] @ w_ + (w_ @ w_) * w_), w, steps)
 
@@ -858,18 +898,25 @@ def sgld(grad, x0, a: float, eps: float, steps: int, seed) -> np.ndarray:
     X = as_array("x0", x0, ndim=2).copy()
     a, eps = as_float("a", a), as_float("eps", eps, low=0.0, low_open=False)
     steps = as_int("steps", steps, low=0)
+    _callable("grad", grad)
     rng = as_rng(seed)
     scale = eps * np.sqrt(a)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(steps):
-            X = X - a * grad(X) + scale * rng.standard_normal(X.shape)
-    X[~np.all(np.abs(X) < BLOW_UP, axis=1)] = np.nan
+    alive = np.ones(X.shape[0], dtype=bool)
+    for _ in range(steps):  # the noise is drawn for every chain, so a chain's path does not depend on the others
+        W = rng.standard_normal(X.shape)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if alive.all():
+                X = X - a * grad(X) + scale * W
+            else:
+                X[alive] = X[alive] - a * grad(X[alive]) + scale * W[alive]
+            alive &= np.all(np.abs(X) < BLOW_UP, axis=1)
+    X[~alive] = np.nan
     return X
 
 
 def sgld_path(f, grad, x0, a: float, eps: float, steps: int, seed) -> Run:
     """One SGLD chain ``x <- x - a grad f(x) + eps sqrt(a) W`` with its path (chapter 6); ``x0`` (p,)."""
-    x, a, steps = _run_checks(f, grad, x0, a, steps)
+    x, a, steps = _run_checks(f, grad, x0, a, steps, eta_name="a")
     eps = as_float("eps", eps, low=0.0, low_open=False)
     W = as_rng(seed).standard_normal((steps, x.size))
     return _iterate(f, lambda x_, k: x_ - a * grad(x_) + eps * np.sqrt(a) * W[k], x, steps)
@@ -890,9 +937,11 @@ def annealed_sgld(grad, x0, A: float, B: float, steps: int, seed, k0: int = 16, 
     """SGLD with the Gelfand-Mitter schedule (chapter 6): ``x_{k+1} = x_k - a_k grad f(x_k) + b_k W_k`` for
     ``k = k0, ..., k0 + steps - 1``, many chains at once (``x0`` (n, p)). Returns ``(k, X)``: ``k`` (R,) recorded
     iterations and ``X`` (R, n, p) the chains there."""
+    _callable("grad", grad)
     X = as_array("x0", x0, ndim=2).copy()
     steps = as_int("steps", steps, low=1)
     k0 = as_int("k0", k0, low=16)
+    records = as_int("records", records, low=2)
     ks = np.arange(k0, k0 + steps)
     a, b = gelfand_mitter_schedule(ks, A, B)
     rng = as_rng(seed)
@@ -938,7 +987,9 @@ def _gibbs_cdf(f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, eps:
 def gibbs_bin_masses(f: Callable[[np.ndarray], np.ndarray], edges, eps: float, points_per_bin: int = 64) -> np.ndarray:
     """Probabilities of the bins ``edges`` (k+1,) under the law proportional to ``exp(-2 f / eps^2)`` restricted to
     ``[edges[0], edges[-1]]`` (chapter 6); ``f`` maps (n,) -> (n,). Returns (k,), summing to 1."""
+    _callable("f", f)
     edges = _edges(edges)
+    points_per_bin = as_int("points_per_bin", points_per_bin)
     grid, cdf = _gibbs_cdf(f, edges[0], edges[-1], as_float("eps", eps), (edges.size - 1) * points_per_bin + 1)
     return np.diff(np.interp(edges, grid, cdf))
 
@@ -947,6 +998,7 @@ def gibbs_sample(f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, ep
                  grid_points: int = 20_001) -> np.ndarray:
     """``n`` exact draws (up to the grid) from the law proportional to ``exp(-2 f / eps^2)`` on ``[lo, hi]``, by
     inverting its distribution function (chapter 6): the reference against which SGLD's sampling error is judged."""
+    _callable("f", f)
     lo, hi = as_float("lo", lo, low=-np.inf), as_float("hi", hi, low=-np.inf)
     if hi <= lo:
         raise ValueError(f"hi must be larger than lo; got lo = {lo}, hi = {hi}")
@@ -958,7 +1010,10 @@ def total_variation(samples, edges, f: Callable[[np.ndarray], np.ndarray], eps: 
     """Total-variation distance ``(1/2) sum_bins |P_hist - P_gibbs|`` between the histogram of ``samples`` (n,) on the
     bins ``edges`` (k+1,) and :func:`gibbs_bin_masses` (chapter 6). Samples outside the bins count as mass the
     density does not have there."""
+    _callable("f", f)
     s = as_array("samples", samples, ndim=1)
+    if s.size == 0:
+        raise ValueError("samples must hold at least one value")
     edges = _edges(edges)
     counts, _ = np.histogram(s, bins=edges)
     p_hist = counts / s.size
@@ -980,6 +1035,8 @@ def depth_loss(w) -> np.ndarray:
 def depth_grad(w) -> np.ndarray:
     """Gradient ``(prod(w) - 1) prod_{k != j} w_k`` of :func:`depth_loss`; ``w`` (..., N) -> (..., N)."""
     w = as_array("w", w)
+    if w.ndim == 0:
+        raise ValueError("w must have shape (..., N) with N >= 1; got a scalar")
     ones = np.ones(w.shape[:-1] + (1,))
     left = np.cumprod(np.concatenate([ones, w[..., :-1]], axis=-1), axis=-1)
     right = np.cumprod(np.concatenate([ones, w[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
@@ -992,11 +1049,11 @@ def depth_escape_steps(N: int, scales, alpha: float, level: float = 0.5, max_ste
     ``scales`` (k,) until the product ``w_1 ... w_N`` reaches ``level`` (chapter 6); vectorised over ``scales``.
     -1 where ``max_steps`` did not suffice."""
     N = as_int("N", N, low=2, high=64)
+    level = as_float("level", level, high=1.0, high_open=True)
     scales = as_array("scales", scales, ndim=1)
     if np.any(scales <= 0) or np.any(scales**N >= level):
         raise ValueError("scales must be positive with s^N < level")
     alpha = as_float("alpha", alpha)
-    level = as_float("level", level, high=1.0, high_open=True)
     max_steps = as_int("max_steps", max_steps)
     W = np.repeat(scales[:, None], N, axis=1)
     out = np.full(scales.size, -1)
@@ -1017,6 +1074,8 @@ def depth_escape_law(N: int, scales, alpha: float) -> np.ndarray:
     exponential escape); ``N >= 3``: ``s^{2-N} / ((N - 2) alpha)`` steps (polynomial in ``1/s``). ``scales`` (k,)."""
     N = as_int("N", N, low=2, high=64)
     scales = as_array("scales", scales, ndim=1)
+    if np.any(scales <= 0):
+        raise ValueError("scales must be positive")
     alpha = as_float("alpha", alpha)
     if N == 2:
         return np.log(1.0 / scales) / np.log1p(alpha)
