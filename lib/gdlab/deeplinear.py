@@ -1,0 +1,336 @@
+"""Deep linear networks and balancedness (chapter 7, compute layer).
+
+The network is ``x -> W_N ... W_1 x`` with ``W_j`` (d_j, d_{j-1}); the loss ``L^N = |W_N ... W_1 X - Y|_F^2 / 2`` and its
+gradients are :func:`gdlab.nets.deep_linear_loss` and :func:`gdlab.nets.deep_linear_grad`. This module adds what
+chapter 7 measures (:cite:`nguegnang2024convergence`, :cite:`arora2018optimization`, :cite:`du2018balanced`):
+
+* balancedness ``Delta_j = W_{j+1}^T W_{j+1} - W_j W_j^T``, a balanced initialisation for any widths, and the exact
+  change of ``Delta_j`` in one gradient step;
+* exact Hessian-vector products of ``L^N`` and the sharpness ``lambda_max(Hess L^N)``;
+* gradient descent with constant or decaying steps, recording loss, balancedness and (optionally) sharpness;
+* the factor flow and the end-to-end flow ``dW/dt = -A_W(grad L^1(W))`` of a balanced initialisation;
+* the per-neuron conserved quantity of a two-layer ReLU network under gradient flow.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.integrate import solve_ivp
+from scipy.sparse.linalg import LinearOperator, eigsh
+from scipy.stats import ortho_group
+
+from ._checks import as_array, as_float, as_int, as_rng
+from .nets import deep_linear_grad, deep_linear_product, mlp_grad, pack, unpack
+
+
+def _check_layers(Ws, X=None, Y=None):
+    """Factors as float arrays with chained shapes (and data with matching shapes); raises ValueError naming them."""
+    if isinstance(Ws, np.ndarray) or not hasattr(Ws, "__len__") or len(Ws) < 1:
+        raise ValueError("Ws must be a list [W_1, ..., W_N] of N >= 1 matrices")
+    Ws = [as_array(f"Ws[{j}]", W, ndim=2) for j, W in enumerate(Ws)]
+    for j in range(1, len(Ws)):
+        if Ws[j].shape[1] != Ws[j - 1].shape[0]:
+            raise ValueError(f"Ws[{j}] must have {Ws[j - 1].shape[0]} columns to follow Ws[{j - 1}] "
+                             f"{Ws[j - 1].shape}; got {Ws[j].shape}")
+    if X is not None:
+        X = as_array("X", X, shape=(Ws[0].shape[1], None))
+    if Y is not None:
+        Y = as_array("Y", Y, shape=(Ws[-1].shape[0], None if X is None else X.shape[1]))
+    return Ws, X, Y
+
+
+def dims_of(Ws) -> tuple[int, ...]:
+    """The widths ``(d_0, d_1, ..., d_N)`` of the factors ``Ws``."""
+    Ws, _, _ = _check_layers(Ws)
+    return (Ws[0].shape[1],) + tuple(W.shape[0] for W in Ws)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Balancedness
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _haar(d: int, rng: np.random.Generator) -> np.ndarray:
+    """A Haar-random orthogonal d x d matrix (for d = 1 a random sign)."""
+    if d == 1:
+        return np.array([[rng.choice([-1.0, 1.0])]])
+    return ortho_group.rvs(d, random_state=rng)
+
+
+def balanced_init(dims, alpha: float, seed, rank: int | None = None) -> list[np.ndarray]:
+    """A balanced initialisation for any widths ``dims = (d_0, ..., d_N)`` (chapter 7).
+
+    With ``r = rank`` (default and largest value ``min_j d_j``), Haar-random orthogonal ``U_j`` in ``O(d_j)`` and
+    ``E_j = diag(I_r, 0)`` (d_j, d_{j-1}), ``W_j = alpha U_j E_j U_{j-1}^T``. Then
+    ``W_j W_j^T = alpha^2 U_j diag(I_r, 0) U_j^T = W_{j+1}^T W_{j+1}``, and the end-to-end matrix is
+    ``alpha^N U_N E U_0^T``, of rank r.
+    """
+    dims = [as_int(f"dims[{j}]", d) for j, d in enumerate(dims)]
+    if len(dims) < 2:
+        raise ValueError(f"dims must list at least d_0 and d_1; got {dims}")
+    alpha = as_float("alpha", alpha)
+    rng = as_rng(seed)
+    r = min(dims) if rank is None else as_int("rank", rank, low=1, high=min(dims))
+    U = [_haar(d, rng) for d in dims]
+    Ws = []
+    for j in range(1, len(dims)):
+        E = np.zeros((dims[j], dims[j - 1]))
+        E[:r, :r] = np.eye(r)
+        Ws.append(alpha * U[j] @ E @ U[j - 1].T)
+    return Ws
+
+
+class Balance(NamedTuple):
+    """``Delta`` the list of ``Delta_j = W_{j+1}^T W_{j+1} - W_j W_j^T`` (d_j, d_j), j = 1..N-1, and the balancedness
+    constant ``delta = max_j |Delta_j|`` in the spectral norm (``delta_fro``: in the Frobenius norm)."""
+
+    Delta: list
+    delta: float
+    delta_fro: float
+
+
+def balancedness(Ws) -> Balance:
+    """The balancedness of the factors ``Ws`` (chapter 7); ``delta = 0`` for a single layer."""
+    Ws, _, _ = _check_layers(Ws)
+    Delta = [Ws[j + 1].T @ Ws[j + 1] - Ws[j] @ Ws[j].T for j in range(len(Ws) - 1)]
+    spec = max((np.linalg.norm(D, 2) for D in Delta), default=0.0)
+    fro = max((np.linalg.norm(D) for D in Delta), default=0.0)
+    return Balance(Delta, float(spec), float(fro))
+
+
+def delta_step_change(grads, eta: float) -> list[np.ndarray]:
+    """The exact change of every ``Delta_j`` in one gradient step ``W_j <- W_j - eta G_j`` (chapter 7):
+    ``eta^2 (G_{j+1}^T G_{j+1} - G_j G_j^T)``, because the first-order terms cancel (``W_{j+1}^T G_{j+1} = G_j W_j^T``)."""
+    grads, _, _ = _check_layers(grads)
+    eta = as_float("eta", eta)
+    return [eta**2 * (grads[j + 1].T @ grads[j + 1] - grads[j] @ grads[j].T) for j in range(len(grads) - 1)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hessian-vector products and sharpness
+# ----------------------------------------------------------------------------------------------------------
+
+
+def hvp(Ws, X, Y, Vs) -> list[np.ndarray]:
+    """Exact Hessian-vector product ``Hess L^N (W) [V]`` (chapter 7); ``Vs`` has the shapes of ``Ws``.
+
+    ``G_j = S_j^T E P_j^T`` with ``S_j = W_N .. W_{j+1}``, ``P_j = W_{j-1} .. W_1``, ``E = (W X - Y) X^T``; its
+    derivative along V is ``dS_j^T E P_j^T + S_j^T dE P_j^T + S_j^T E dP_j^T`` with ``dE = dW X X^T``,
+    ``dW = sum_k S_k V_k P_k``, and ``dS_j``, ``dP_j`` the sums over the factors of ``S_j``, ``P_j`` with one replaced
+    by its ``V``. O(N^2) matrix products.
+    """
+    Ws, X, Y = _check_layers(Ws, X, Y)
+    Vs = [as_array(f"Vs[{j}]", V, shape=W.shape) for j, (V, W) in enumerate(zip(Vs, Ws, strict=True))]
+    N = len(Ws)
+
+    def prod(mats, d):  # product M_last ... M_first of a list [M_first, ..., M_last] (identity of size d if empty)
+        out = np.eye(d)
+        for M in mats:
+            out = M @ out
+        return out
+
+    P = [prod(Ws[:j], Ws[0].shape[1]) for j in range(N)]  # P_j = W_{j-1} .. W_1   (d_{j-1}, d_0)
+    S = [prod(Ws[j + 1:], Ws[j].shape[0]) for j in range(N)]  # S_j = W_N .. W_{j+1}  (d_N, d_j)
+    E = (S[0] @ Ws[0] @ X - Y) @ X.T
+    dW = sum(S[k] @ Vs[k] @ P[k] for k in range(N))
+    dE = dW @ X @ X.T
+    out = []
+    for j in range(N):
+        dS = sum((prod(Ws[k + 1:], Ws[k].shape[0]) @ Vs[k] @ prod(Ws[j + 1:k], Ws[j].shape[0])
+                  for k in range(j + 1, N)), np.zeros_like(S[j]))
+        dP = sum((prod(Ws[k + 1:j], Ws[k].shape[0]) @ Vs[k] @ P[k] for k in range(j)), np.zeros_like(P[j]))
+        out.append(dS.T @ E @ P[j].T + S[j].T @ dE @ P[j].T + S[j].T @ E @ dP.T)
+    return out
+
+
+def sharpness(Ws, X, Y, seed=0, tol: float = 1e-8) -> float:
+    """``lambda_max(Hess L^N)`` at ``Ws`` by Lanczos (``eigsh``) on exact Hessian-vector products (chapter 7); the local
+    stability limit of gradient descent with a constant step ``eta`` is ``lambda_max < 2 / eta``."""
+    Ws, X, Y = _check_layers(Ws, X, Y)
+    shapes = [W.shape for W in Ws]
+    p = sum(a * b for a, b in shapes)
+    if p <= 2:
+        H = np.column_stack([pack(hvp(Ws, X, Y, unpack(e, shapes))) for e in np.eye(p)])
+        return float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
+    op = LinearOperator((p, p), matvec=lambda v: pack(hvp(Ws, X, Y, unpack(np.ravel(v), shapes))), dtype=float)
+    v0 = as_rng(seed).normal(size=p)
+    return float(eigsh(op, k=1, which="LA", v0=v0, tol=tol, return_eigenvectors=False)[0])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Gradient descent
+# ----------------------------------------------------------------------------------------------------------
+
+
+def decaying_steps(a: float, b: float, gamma: float, steps: int) -> np.ndarray:
+    """Step sizes ``eta_k = a / (b + k)^gamma`` for k = 0..steps-1 (chapter 7); ``gamma = 0`` is the constant step
+    ``a``."""
+    a, b = as_float("a", a), as_float("b", b, low=0.0, low_open=False)
+    gamma = as_float("gamma", gamma, low=0.0, low_open=False)
+    steps = as_int("steps", steps, low=0)
+    if b == 0.0 and gamma > 0:
+        raise ValueError("b must be positive when gamma > 0 (the first step would be infinite)")
+    return a / (b + np.arange(steps)) ** gamma
+
+
+class DLRun(NamedTuple):
+    """Gradient descent on a deep linear network (chapter 7): at the recorded steps ``k`` (R,), the loss (R,), the
+    balancedness constant ``delta`` (R,) and the sharpness (R,) (NaN where not computed); ``diverged_at`` (-1: never,
+    else the step at which the loss became non-finite or exceeded ``1e10 (1 + L(0))``) and the last factors ``Ws``."""
+
+    k: np.ndarray
+    loss: np.ndarray
+    delta: np.ndarray
+    sharpness: np.ndarray
+    diverged_at: int
+    Ws: list
+
+
+def gradient_descent(Ws0, X, Y, eta, steps: int, *, records: int = 100, sharpness_records: int = 0) -> DLRun:
+    """Gradient descent ``W_j <- W_j - eta_k G_j`` from ``Ws0`` (chapter 7); ``eta`` a positive number or an array of
+    ``steps`` step sizes. Records loss and balancedness at about ``records`` steps and the sharpness at about
+    ``sharpness_records`` of them (it costs a Lanczos run each). A diverging run stops and says so."""
+    Ws, X, Y = _check_layers(Ws0, X, Y)
+    steps = as_int("steps", steps, low=0)
+    etas = np.full(steps, as_float("eta", eta)) if np.ndim(eta) == 0 else as_array("eta", eta, shape=(steps,))
+    if np.any(etas <= 0):
+        raise ValueError("eta must be positive")
+    records = as_int("records", records, low=2)
+    sharpness_records = as_int("sharpness_records", sharpness_records, low=0)
+    rec = set(np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int)).tolist())
+    sharp = set(np.unique(np.linspace(0, steps, sharpness_records).round().astype(int)).tolist()) \
+        if sharpness_records else set()
+    Ws = [W.copy() for W in Ws]
+    ks, losses, deltas, sharps = [], [], [], []
+    loss0 = None
+    for k in range(steps + 1):
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, grads = deep_linear_grad(Ws, X, Y)
+        loss0 = loss if loss0 is None else loss0
+        bad = not np.isfinite(loss) or loss > 1e10 * (1.0 + loss0)
+        if k in rec or bad or k in sharp:
+            ks.append(k)
+            losses.append(loss)
+            deltas.append(balancedness(Ws).delta if not bad else np.nan)
+            sharps.append(sharpness(Ws, X, Y) if (k in sharp and not bad) else np.nan)
+        if bad:
+            return DLRun(np.array(ks), np.array(losses), np.array(deltas), np.array(sharps), k, Ws)
+        if k == steps:
+            break
+        Ws = [W - etas[k] * G for W, G in zip(Ws, grads, strict=True)]
+    return DLRun(np.array(ks), np.array(losses), np.array(deltas), np.array(sharps), -1, Ws)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Gradient flow: the factors and the end-to-end matrix
+# ----------------------------------------------------------------------------------------------------------
+
+
+class FactorFlow(NamedTuple):
+    """Gradient flow of the factors at the times ``t`` (T,): ``Ws`` a list over time of factor lists, ``loss`` (T,)."""
+
+    t: np.ndarray
+    Ws: list
+    loss: np.ndarray
+
+
+def factor_flow(Ws0, X, Y, t_eval, rtol: float = 1e-10, atol: float = 1e-12) -> FactorFlow:
+    """Gradient flow ``dW_j/dt = -G_j`` from ``Ws0`` (chapter 7), solved with ``solve_ivp`` (DOP853) and recorded at
+    the increasing times ``t_eval`` (T,) starting at 0."""
+    Ws, X, Y = _check_layers(Ws0, X, Y)
+    t_eval = _times(t_eval)
+    shapes = [W.shape for W in Ws]
+
+    def rhs(_t, w):
+        return -pack(deep_linear_grad(unpack(w, shapes), X, Y)[1])
+
+    sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), pack(Ws), method="DOP853", t_eval=t_eval, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise ValueError(f"the factor flow failed: {sol.message}")
+    Ws_t = [unpack(w, shapes) for w in sol.y.T]
+    return FactorFlow(sol.t, Ws_t, np.array([deep_linear_grad(W, X, Y)[0] for W in Ws_t]))
+
+
+def _times(t_eval) -> np.ndarray:
+    t = as_array("t_eval", t_eval, ndim=1)
+    if t.size < 2 or t[0] != 0.0 or np.any(np.diff(t) <= 0):
+        raise ValueError("t_eval must be increasing, start at 0 and hold at least 2 times")
+    return t
+
+
+def _psd_power(S: np.ndarray, power: float) -> np.ndarray:
+    """``S^power`` for a symmetric positive semi-definite ``S`` (tiny negative eigenvalues from round-off set to 0)."""
+    lam, Q = np.linalg.eigh(0.5 * (S + S.T))
+    # eigenvalues at round-off level are zeros of the exact matrix: S^p has eigenvalue 0 there (p > 0), and keeping
+    # their noise would make the flow's right-hand side jitter like (1e-17)^p
+    lam = np.where(lam > 1e-12 * max(float(lam[-1]), 0.0), lam, 0.0)
+    with np.errstate(divide="ignore"):
+        lp = np.where(lam > 0, lam ** power, 1.0 if power == 0 else 0.0)
+    return (Q * lp) @ Q.T
+
+
+def end_to_end_operator(W, Z, N: int) -> np.ndarray:
+    """``A_W(Z) = sum_{j=1}^N (W W^T)^{(N-j)/N} Z (W^T W)^{(j-1)/N}`` (chapter 7, :cite:`arora2018optimization`);
+    ``W``, ``Z`` (d_N, d_0)."""
+    W = as_array("W", W, ndim=2)
+    Z = as_array("Z", Z, shape=W.shape)
+    N = as_int("N", N)
+    WWt, WtW = W @ W.T, W.T @ W
+    return sum(_psd_power(WWt, (N - j) / N) @ Z @ _psd_power(WtW, (j - 1) / N) for j in range(1, N + 1))
+
+
+class EndToEndFlow(NamedTuple):
+    """The end-to-end flow at the times ``t`` (T,): ``W`` (T, d_N, d_0) and ``loss`` (T,)."""
+
+    t: np.ndarray
+    W: np.ndarray
+    loss: np.ndarray
+
+
+def end_to_end_flow(W0, X, Y, N: int, t_eval, rtol: float = 1e-10, atol: float = 1e-12) -> EndToEndFlow:
+    """The end-to-end flow ``dW/dt = -A_W((W X - Y) X^T)`` of depth ``N`` from ``W0`` (chapter 7). For a balanced
+    initialisation it is the flow of the product ``W_N ... W_1`` of the factor flow."""
+    W0 = as_array("W0", W0, ndim=2)
+    X = as_array("X", X, shape=(W0.shape[1], None))
+    Y = as_array("Y", Y, shape=(W0.shape[0], X.shape[1]))
+    N = as_int("N", N)
+    t_eval = _times(t_eval)
+    shape = W0.shape
+
+    def rhs(_t, w):
+        W = w.reshape(shape)
+        return -end_to_end_operator(W, (W @ X - Y) @ X.T, N).ravel()
+
+    sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), W0.ravel(), method="DOP853", t_eval=t_eval, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise ValueError(f"the end-to-end flow failed: {sol.message}")
+    Wt = sol.y.T.reshape((-1,) + shape)
+    R = Wt @ X - Y
+    return EndToEndFlow(sol.t, Wt, 0.5 * np.sum(R * R, axis=(1, 2)))
+
+
+def product_path(flow_: FactorFlow) -> np.ndarray:
+    """The end-to-end matrices ``W_N ... W_1`` along a :class:`FactorFlow`; returns (T, d_N, d_0)."""
+    return np.array([deep_linear_product(Ws) for Ws in flow_.Ws])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Two-layer ReLU networks are automatically balanced (Du, Hu, Lee 2018)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def neuron_balance(M, N_) -> np.ndarray:
+    """Per hidden unit i of ``y = N relu(M x)``: ``|M[i, :]|^2 - |N[:, i]|^2`` (chapter 7, :cite:`du2018balanced`);
+    ``M`` (k, m), ``N_`` (n, k) -> (k,). Gradient flow conserves each entry, because ReLU is positively homogeneous."""
+    M = as_array("M", M, ndim=2)
+    N_ = as_array("N", N_, shape=(None, M.shape[0]))
+    return np.sum(M * M, axis=1) - np.sum(N_ * N_, axis=0)
+
+
+def neuron_balance_rate(M, N_, x, q) -> np.ndarray:
+    """``d/dt`` of :func:`neuron_balance` under gradient flow, ``-2 (<M_i, dM_i> - <N_i, dN_i>)`` with the loss
+    gradients of :func:`gdlab.nets.mlp_grad`: zero up to round-off away from the kinks (chapter 7)."""
+    g = mlp_grad(M, N_, x, q)
+    return -2.0 * (np.sum(M * g.dM, axis=1) - np.sum(N_ * g.dN, axis=0))
