@@ -22,7 +22,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from scipy.stats import ortho_group
 
 from ._checks import as_array, as_float, as_int, as_rng
-from .nets import deep_linear_grad, deep_linear_product, mlp_grad, pack, unpack
+from .nets import deep_linear_grad, deep_linear_grad_unchecked, deep_linear_product, mlp_grad, pack, unpack
 
 
 def _check_layers(Ws, X=None, Y=None):
@@ -113,36 +113,61 @@ def delta_step_change(grads, eta: float) -> list[np.ndarray]:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _partial_products(Ws: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """``T[a][b] = W_b ... W_{a+1}`` (1-based factors; the product of ``Ws[a:b]``, identity when a = b), 0 <= a <= b <= N:
+    every partial product the Hessian needs, O(N^2) matrix products once."""
+    N = len(Ws)
+    dims = [Ws[0].shape[1]] + [W.shape[0] for W in Ws]
+    T = [[None] * (N + 1) for _ in range(N + 1)]
+    for a in range(N + 1):
+        T[a][a] = np.eye(dims[a])
+        for b in range(a + 1, N + 1):
+            T[a][b] = Ws[b - 1] @ T[a][b - 1]
+    return T
+
+
+def _hvp_from(T, X: np.ndarray, E: np.ndarray, Vs: list[np.ndarray]) -> list[np.ndarray]:
+    """:func:`hvp` given the partial products ``T`` and ``E = (W X - Y) X^T``."""
+    N = len(Vs)
+    dW = sum(T[k + 1][N] @ Vs[k] @ T[0][k] for k in range(N))
+    dE = dW @ X @ X.T
+    out = []
+    for j in range(N):
+        S, P = T[j + 1][N], T[0][j]
+        dS = sum((T[k + 1][N] @ Vs[k] @ T[j + 1][k] for k in range(j + 1, N)), np.zeros_like(S))
+        dP = sum((T[k + 1][j] @ Vs[k] @ T[0][k] for k in range(j)), np.zeros_like(P))
+        out.append(dS.T @ E @ P.T + S.T @ dE @ P.T + S.T @ E @ dP.T)
+    return out
+
+
 def hvp(Ws, X, Y, Vs) -> list[np.ndarray]:
     """Exact Hessian-vector product ``Hess L^N (W) [V]`` (chapter 7); ``Vs`` has the shapes of ``Ws``.
 
     ``G_j = S_j^T E P_j^T`` with ``S_j = W_N .. W_{j+1}``, ``P_j = W_{j-1} .. W_1``, ``E = (W X - Y) X^T``; its
     derivative along V is ``dS_j^T E P_j^T + S_j^T dE P_j^T + S_j^T E dP_j^T`` with ``dE = dW X X^T``,
     ``dW = sum_k S_k V_k P_k``, and ``dS_j``, ``dP_j`` the sums over the factors of ``S_j``, ``P_j`` with one replaced
-    by its ``V``. O(N^2) matrix products.
+    by its ``V``. O(N^2) matrix products, from the partial products computed once.
     """
     Ws, X, Y = _check_layers(Ws, X, Y)
     Vs = [as_array(f"Vs[{j}]", V, shape=W.shape) for j, (V, W) in enumerate(zip(Vs, Ws, strict=True))]
-    N = len(Ws)
+    T = _partial_products(Ws)
+    return _hvp_from(T, X, (T[0][len(Ws)] @ X - Y) @ X.T, Vs)
 
-    def prod(mats, d):  # product M_last ... M_first of a list [M_first, ..., M_last] (identity of size d if empty)
-        out = np.eye(d)
-        for M in mats:
-            out = M @ out
-        return out
 
-    P = [prod(Ws[:j], Ws[0].shape[1]) for j in range(N)]  # P_j = W_{j-1} .. W_1   (d_{j-1}, d_0)
-    S = [prod(Ws[j + 1:], Ws[j].shape[0]) for j in range(N)]  # S_j = W_N .. W_{j+1}  (d_N, d_j)
-    E = (S[0] @ Ws[0] @ X - Y) @ X.T
-    dW = sum(S[k] @ Vs[k] @ P[k] for k in range(N))
-    dE = dW @ X @ X.T
-    out = []
-    for j in range(N):
-        dS = sum((prod(Ws[k + 1:], Ws[k].shape[0]) @ Vs[k] @ prod(Ws[j + 1:k], Ws[j].shape[0])
-                  for k in range(j + 1, N)), np.zeros_like(S[j]))
-        dP = sum((prod(Ws[k + 1:j], Ws[k].shape[0]) @ Vs[k] @ P[k] for k in range(j)), np.zeros_like(P[j]))
-        out.append(dS.T @ E @ P[j].T + S[j].T @ dE @ P[j].T + S[j].T @ E @ dP.T)
-    return out
+#: Up to this many parameters :func:`sharpness` forms the Hessian densely.
+DENSE_HESSIAN_MAX = 48
+
+
+def hessian(Ws, X, Y) -> np.ndarray:
+    """The Hessian of ``L^N`` on the flat parameter vector (``nets.pack`` order), column by column from :func:`hvp`,
+    symmetrised; (p, p) with p the number of parameters (chapter 7; for small networks)."""
+    Ws, X, Y = _check_layers(Ws, X, Y)
+    shapes = [W.shape for W in Ws]
+    p = sum(a * b for a, b in shapes)
+    T = _partial_products(Ws)
+    E = (T[0][len(Ws)] @ X - Y) @ X.T
+    H = np.column_stack([pack(_hvp_from(T, X, E, unpack(e, shapes))) for e in np.eye(p)])
+    return 0.5 * (H + H.T)
 
 
 def sharpness(Ws, X, Y, seed=0, tol: float = 1e-8) -> float:
@@ -151,10 +176,11 @@ def sharpness(Ws, X, Y, seed=0, tol: float = 1e-8) -> float:
     Ws, X, Y = _check_layers(Ws, X, Y)
     shapes = [W.shape for W in Ws]
     p = sum(a * b for a, b in shapes)
-    if p <= 2:
-        H = np.column_stack([pack(hvp(Ws, X, Y, unpack(e, shapes))) for e in np.eye(p)])
-        return float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
-    op = LinearOperator((p, p), matvec=lambda v: pack(hvp(Ws, X, Y, unpack(np.ravel(v), shapes))), dtype=float)
+    if p <= DENSE_HESSIAN_MAX:  # small: the whole Hessian, column by column, is cheaper than Lanczos
+        return float(np.linalg.eigvalsh(hessian(Ws, X, Y))[-1])
+    T = _partial_products(Ws)
+    E = (T[0][len(Ws)] @ X - Y) @ X.T
+    op = LinearOperator((p, p), matvec=lambda v: pack(_hvp_from(T, X, E, unpack(np.ravel(v), shapes))), dtype=float)
     v0 = as_rng(seed).normal(size=p)
     return float(eigsh(op, k=1, which="LA", v0=v0, tol=tol, return_eigenvectors=False)[0])
 
@@ -188,10 +214,12 @@ class DLRun(NamedTuple):
     Ws: list
 
 
-def gradient_descent(Ws0, X, Y, eta, steps: int, *, records: int = 100, sharpness_records: int = 0) -> DLRun:
+def gradient_descent(Ws0, X, Y, eta, steps: int, *, records: int = 100, sharpness_records: int = 0,
+                     track_delta: bool = True) -> DLRun:
     """Gradient descent ``W_j <- W_j - eta_k G_j`` from ``Ws0`` (chapter 7); ``eta`` a positive number or an array of
     ``steps`` step sizes. Records loss and balancedness at about ``records`` steps and the sharpness at about
-    ``sharpness_records`` of them (it costs a Lanczos run each). A diverging run stops and says so."""
+    ``sharpness_records`` of them (it costs a Lanczos run each); ``track_delta=False`` records NaN for the
+    balancedness (cheaper when every step is recorded). A diverging run stops and says so."""
     Ws, X, Y = _check_layers(Ws0, X, Y)
     steps = as_int("steps", steps, low=0)
     etas = np.full(steps, as_float("eta", eta)) if np.ndim(eta) == 0 else as_array("eta", eta, shape=(steps,))
@@ -207,13 +235,13 @@ def gradient_descent(Ws0, X, Y, eta, steps: int, *, records: int = 100, sharpnes
     loss0 = None
     for k in range(steps + 1):
         with np.errstate(over="ignore", invalid="ignore"):
-            loss, grads = deep_linear_grad(Ws, X, Y)
+            loss, grads = deep_linear_grad_unchecked(Ws, X, Y)
         loss0 = loss if loss0 is None else loss0
         bad = not np.isfinite(loss) or loss > 1e10 * (1.0 + loss0)
         if k in rec or bad or k in sharp:
             ks.append(k)
             losses.append(loss)
-            deltas.append(balancedness(Ws).delta if not bad else np.nan)
+            deltas.append(balancedness(Ws).delta if (track_delta and not bad) else np.nan)
             sharps.append(sharpness(Ws, X, Y) if (k in sharp and not bad) else np.nan)
         if bad:
             return DLRun(np.array(ks), np.array(losses), np.array(deltas), np.array(sharps), k, Ws)
@@ -221,6 +249,78 @@ def gradient_descent(Ws0, X, Y, eta, steps: int, *, records: int = 100, sharpnes
             break
         Ws = [W - etas[k] * G for W, G in zip(Ws, grads, strict=True)]
     return DLRun(np.array(ks), np.array(losses), np.array(deltas), np.array(sharps), -1, Ws)
+
+
+def steps_to_fraction(Ws0, X, Y, eta: float, fraction: float = 0.5, max_steps: int = 100_000) -> int:
+    """The first step k at which gradient descent with constant step ``eta`` from ``Ws0`` has loss
+    ``L(k) <= fraction * L(0)`` (chapter 7: the escape from the saddle at 0); -1 if not within ``max_steps``."""
+    Ws, X, Y = _check_layers(Ws0, X, Y)
+    eta = as_float("eta", eta)
+    fraction = as_float("fraction", fraction, high=1.0, high_open=True)
+    max_steps = as_int("max_steps", max_steps)
+    loss0 = None
+    for k in range(max_steps + 1):
+        loss, grads = deep_linear_grad_unchecked(Ws, X, Y)
+        loss0 = loss if loss0 is None else loss0
+        if loss <= fraction * loss0:
+            return k
+        if not np.isfinite(loss):
+            return -1
+        Ws = [W - eta * G for W, G in zip(Ws, grads, strict=True)]
+    return -1
+
+
+class StepScan(NamedTuple):
+    """Constant step sizes ``eta`` (S,) tried from one initialisation: ``converged`` (S,) (loss below ``tol`` within
+    the steps, no divergence), ``diverged`` (S,), ``final_loss`` (S,), ``sharpness_end`` (S,) (NaN unless converged),
+    and ``eta_max`` the largest converged step of the list (NaN if none)."""
+
+    eta: np.ndarray
+    converged: np.ndarray
+    diverged: np.ndarray
+    final_loss: np.ndarray
+    sharpness_end: np.ndarray
+    eta_max: float
+
+
+def step_scan(Ws0, X, Y, etas, steps: int, tol: float = 1e-12) -> StepScan:
+    """Gradient descent from ``Ws0`` with each constant step in ``etas`` for ``steps`` steps (chapter 7): which ones
+    converge (loss < ``tol``), which diverge, and the sharpness at the end of the converged runs."""
+    etas = as_array("etas", etas, ndim=1)
+    tol = as_float("tol", tol)
+    conv, div, final, sharp = [], [], [], []
+    for eta in etas:
+        run = gradient_descent(Ws0, X, Y, float(eta), steps, records=2)
+        ok = run.diverged_at < 0 and run.loss[-1] < tol
+        conv.append(ok)
+        div.append(run.diverged_at >= 0)
+        final.append(run.loss[-1])
+        sharp.append(sharpness(run.Ws, X, Y) if ok else np.nan)
+    conv = np.array(conv)
+    return StepScan(etas, conv, np.array(div), np.array(final), np.array(sharp),
+                    float(etas[conv].max()) if conv.any() else float("nan"))
+
+
+def whitened_data(d: int, m: int, singular_values, seed, noise: float = 0.0):
+    """Data for chapter 7: inputs ``X`` (d, m) with orthonormal rows (``X X^T = I``, whitened), a target map ``Phi``
+    (d_y, d) with the given singular values (d_y = their number) and Haar-random singular vectors, and
+    ``Y = Phi X + noise * Z`` (Z standard normal). Returns ``(X, Y, Phi)``. With whitened data
+    ``L^1(W) = |W - Y X^T|_F^2 / 2 + const``, so the best matrix of rank k is a truncated SVD of ``Y X^T``."""
+    d, m = as_int("d", d), as_int("m", m)
+    if m < d:
+        raise ValueError(f"m must be at least d = {d} for whitened inputs; got {m}")
+    s = as_array("singular_values", singular_values, ndim=1)
+    if s.size < 1 or np.any(s < 0):
+        raise ValueError("singular_values must be a non-empty array of non-negative numbers")
+    noise = as_float("noise", noise, low=0.0, low_open=False)
+    rng = as_rng(seed)
+    Q, _ = np.linalg.qr(rng.normal(size=(m, d)))
+    X = Q.T
+    k = min(s.size, d)
+    S = np.zeros((s.size, d))
+    S[np.arange(k), np.arange(k)] = s[:k]
+    Phi = _haar(s.size, rng) @ S @ _haar(d, rng).T
+    return X, Phi @ X + noise * rng.normal(size=(s.size, m)), Phi
 
 
 # ----------------------------------------------------------------------------------------------------------

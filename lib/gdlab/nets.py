@@ -370,6 +370,12 @@ def deep_linear_grad(Ws, X, Y) -> tuple[float, list[np.ndarray]]:
     Uses prefix products ``P_j = W_{j-1} ... W_1`` and suffix products ``S_j = W_N ... W_{j+1}``; O(N) products.
     """
     Ws, X, Y = _check_deep_linear(Ws, X, Y)
+    return deep_linear_grad_unchecked(Ws, X, Y)
+
+
+def deep_linear_grad_unchecked(Ws: list[np.ndarray], X: np.ndarray, Y: np.ndarray) -> tuple[float, list[np.ndarray]]:
+    """:func:`deep_linear_grad` without the argument checks, for training loops whose arguments were checked once
+    (chapter 7). Arguments must be float arrays of chained shapes."""
     n_layers = len(Ws)
     prefix = [np.eye(Ws[0].shape[1])]
     for Wj in Ws:

@@ -1577,3 +1577,155 @@ def saddle_explorer_figure(method: str = "noisy GD", noise: float = 0.01, alpha:
     if not _CH06_VIEW:
         _CH06_VIEW.append(SaddleExplorerView())
     return _CH06_VIEW[0].update(method, noise, alpha, offset, draw)
+
+
+# --- chapter 7 -------------------------------------------------------------------------------------------
+
+# Chapter 7: deep linear networks: the balancedness drift of gradient descent, step-size scans per depth, decaying
+# steps, and the chapter's explorer.
+
+from . import deeplinear as _deeplinear  # noqa: E402  (chapter 7 section)
+
+
+def balance_drift_figure(etas, drift, slope: float):
+    """Balancedness drift ``max_j |Delta_j(K) - Delta_j(0)|`` after a fixed number of steps against the step ``eta``
+    (S,), log-log, with the fitted slope (chapter 7, section 2)."""
+    fig, (ax,) = new_figure(1, width=5.0, height=3.4)
+    ax.plot(etas, drift, "o-", color=COLORS["run"], label=f"gradient descent (fitted slope {slope:.2f})")
+    ref = drift[0] * (np.asarray(etas) / etas[0]) ** 2
+    ax.plot(etas, ref, ":", color=COLORS["bound"], label="slope 2")
+    _plain_log(ax, "xy")
+    ax.set(xlabel="step size eta", ylabel="drift of the balancedness")
+    ax.legend(frameon=False, fontsize="x-small")
+    return fig
+
+
+def step_scan_depths_figure(scans: dict, limits: dict, floor: float = 1e-30):
+    """Final loss against the constant step for each depth: ``scans`` {N: :class:`gdlab.deeplinear.StepScan`};
+    filled: converged, open: not converged, x: diverged; dashed: ``2 / lambda_max`` at the initialisation
+    (``limits`` {N: value}) (chapter 7, section 4)."""
+    fig, axes = new_figure(len(scans), width=3.4, height=3.2)
+    for ax, (N, sc) in zip(axes, scans.items(), strict=True):
+        loss = np.where(np.isfinite(sc.final_loss), np.clip(sc.final_loss, floor, 1e30), 1e30)
+        stuck = ~sc.converged & ~sc.diverged
+        ax.plot(sc.eta[sc.converged], loss[sc.converged], "o", color=COLORS["run"], label="converged")
+        ax.plot(sc.eta[stuck], loss[stuck], "o", mfc="none", color=COLORS["gd"], label="no convergence")
+        ax.plot(sc.eta[sc.diverged], np.full(int(sc.diverged.sum()), 1e20), "x", color=COLORS["bound"],
+                label="diverged (drawn at 1e20)")
+        ax.axvline(limits[N], color="0.4", ls="--", lw=1)
+        _plain_log(ax, "xy")
+        ax.set(xlabel="step size eta", title=f"N = {N}", ylim=(floor / 10, 1e25))
+    axes[0].set_ylabel("loss after the run")
+    axes[0].legend(frameon=False, fontsize="xx-small", loc="center left")
+    return fig
+
+
+def decaying_steps_figure(runs: dict):
+    """Loss against the step for gradient descent with ``eta_k = a / (b + k)^gamma``: ``runs`` {label: DLRun}
+    (chapter 7, section 4)."""
+    fig, (ax,) = new_figure(1, width=5.2, height=3.4)
+    for j, (label, run) in enumerate(runs.items()):
+        k, loss = finite_part(run.k.astype(float), run.loss)
+        ax.plot(k, loss, color=f"C{j}", lw=1.6, label=label)
+    _plain_log(ax)
+    ax.set(xlabel="step k", ylabel="loss")
+    ax.legend(frameon=False, fontsize="x-small")
+    return fig
+
+
+#: The chapter-7 explorer: d = 4 inputs and outputs, hidden widths 4, 16 whitened samples, CH07_STEPS steps.
+CH07_D, CH07_M, CH07_STEPS = 4, 16, 300
+CH07_SINGULAR_VALUES = (2.0, 1.5, 1.0, 0.5)
+CH07_DEFAULTS = {"depth": 3, "eta": 0.1, "scale": 1.0, "init": "balanced", "draw": 1}
+
+
+class Ch07Run(NamedTuple):
+    """One setting of the chapter-7 explorer: the gradient-descent run and the sharpness at its start and end."""
+
+    run: _deeplinear.DLRun
+    sharp_start: float
+    sharp_end: float
+
+
+@lru_cache(maxsize=1)
+def _ch07_data():
+    X, Y, _ = _deeplinear.whitened_data(CH07_D, CH07_M, CH07_SINGULAR_VALUES, seed=7)
+    for a in (X, Y):
+        a.flags.writeable = False
+    return X, Y
+
+
+def ch07_run(depth: int = 3, eta: float = 0.1, scale: float = 1.0, init: str = "balanced", draw: int = 0) -> Ch07Run:
+    """Train the explorer's deep linear network of ``depth`` layers (1..6) with constant step ``eta`` from a balanced
+    or a random (Gaussian, unbalanced) initialisation of size ``scale`` (chapter 7)."""
+    depth = as_int("depth", depth, high=6)
+    eta = as_float("eta", eta, high=10.0)
+    scale = as_float("scale", scale, high=10.0)
+    draw = as_int("draw", draw, low=0)
+    dims = (CH07_D,) * (depth + 1)
+    if init == "balanced":
+        Ws0 = _deeplinear.balanced_init(dims, scale, draw)
+    elif init == "random":
+        Ws0 = _nets.deep_linear_init(dims, scale, draw)
+    else:
+        raise ValueError(f"init must be 'balanced' or 'random'; got {init!r}")
+    X, Y = _ch07_data()
+    run = _deeplinear.gradient_descent(Ws0, X, Y, eta, CH07_STEPS, records=41)
+    end = _deeplinear.sharpness(run.Ws, X, Y) if run.diverged_at < 0 else float("nan")
+    return Ch07Run(run, _deeplinear.sharpness(Ws0, X, Y), end)
+
+
+class DeepLinearExplorerView:
+    """The chapter-7 explorer's figure (built once, updated in place): loss (left) and balancedness constant delta
+    (right) against the step, both log scale; the status line compares eta with 2 / lambda_max at the start and
+    reports eta lambda_max at the end (below 2 where gradient descent settled)."""
+
+    def __init__(self):
+        self._fig = None
+
+    def _build(self):
+        self._fig = fig = Figure(figsize=(8.0, 3.4))
+        FigureCanvasAgg(fig)
+        self._ax_l = ax_l = fig.add_axes((0.08, 0.14, 0.38, 0.64))
+        self._ax_d = ax_d = fig.add_axes((0.59, 0.14, 0.38, 0.64))
+        for ax in (ax_l, ax_d):
+            _explorer_log_y(ax, y_ticks=4, x_ticks=3)
+            ax.set_xlim(0, CH07_STEPS)
+        (self._loss,) = ax_l.plot([], [], color=COLORS["run"], lw=1.6)
+        (self._delta,) = ax_d.plot([], [], color=COLORS["bound2"], lw=1.6)
+        fig.text(0.09, 0.8, "loss", fontsize=9)
+        fig.text(0.60, 0.8, "balancedness delta", fontsize=9)
+        fig.text(0.5, 0.01, "step", ha="center", fontsize=9)
+        self._status = fig.text(0.5, 0.9, "", ha="center", fontsize=9)
+
+    def update(self, depth: int = 3, eta: float = 0.1, scale: float = 1.0, init: str = "balanced", draw: int = 0):
+        """Run this setting and redraw; returns the view's Figure (chapter-7 explorer)."""
+        res = ch07_run(depth, eta, scale, init, draw)
+        if self._fig is None:
+            self._build()
+        run = res.run
+        k, loss = finite_part(run.k.astype(float), run.loss)
+        loss = np.maximum(loss, 1e-30)
+        self._loss.set_data(k, loss)
+        self._ax_l.set_ylim(max(1e-30, 0.3 * float(loss.min())), 3.0 * float(loss.max()))
+        kd, delta = finite_part(run.k.astype(float), np.maximum(run.delta, 1e-17))
+        self._delta.set_data(kd, delta)
+        self._ax_d.set_ylim(max(1e-17, 0.3 * float(delta.min())), 3.0 * float(delta.max()))
+        head = f"N = {depth}, eta = {eta:.3g}; 2 / lambda_max at the start = {2 / res.sharp_start:.3g}"
+        if run.diverged_at >= 0:
+            self._status.set(text=f"{head}; diverged at step {run.diverged_at}", color=COLORS["bound"])
+        else:
+            self._status.set(text=f"{head}; at the end loss {run.loss[-1]:.2g}, eta lambda_max = "
+                                  f"{eta * res.sharp_end:.3g}", color="k")
+        return self._fig
+
+
+_CH07_VIEW: list[DeepLinearExplorerView] = []
+
+
+def deep_linear_explorer_figure(depth: int = 3, eta: float = 0.1, scale: float = 1.0, init: str = "balanced",
+                                draw: int = 0):
+    """The chapter-7 explorer figure (one persistent :class:`DeepLinearExplorerView`)."""
+    if not _CH07_VIEW:
+        _CH07_VIEW.append(DeepLinearExplorerView())
+    return _CH07_VIEW[0].update(depth, eta, scale, init, draw)

@@ -277,3 +277,30 @@ ch06_saddles = register(Explorer(
     controls=_ch06_controls,
     description="Escaping the strict saddle of f = x^2/2 + y^4/4 - y^2/2 with GD, noisy GD, perturbed GD or SGLD.",
 ))
+
+
+# --- chapter 7 -------------------------------------------------------------------------------------------
+
+# Chapter 7: gradient descent on a deep linear network: depth, step, initial scale, balanced or random start.
+
+
+def _ch07_controls() -> dict[str, widgets.Widget]:
+    """Controls of the chapter-7 explorer: depth, step size and initial scale (log scales), initialisation, draw."""
+    d = plots.CH07_DEFAULTS
+    return {
+        "depth": widgets.IntSlider(value=d["depth"], min=1, max=6, description="depth N", **SLIDER_STYLE),
+        "eta": log_slider(d["eta"], -3, 0, "step size eta"),
+        "scale": log_slider(d["scale"], -1, 0.3, "initial scale"),
+        "init": widgets.Dropdown(options=["balanced", "random"], value=d["init"], description="init"),
+        "draw": draw_slider(d["draw"], 99),
+    }
+
+
+ch07_deep_linear = register(Explorer(
+    name="ch07 deep linear",
+    chapter="7",
+    update=plots.deep_linear_explorer_figure,
+    defaults=dict(plots.CH07_DEFAULTS),
+    controls=_ch07_controls,
+    description="Gradient descent on a deep linear network: loss, balancedness, and eta against 2 / lambda_max.",
+))
