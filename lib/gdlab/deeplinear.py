@@ -323,6 +323,14 @@ def whitened_data(d: int, m: int, singular_values, seed, noise: float = 0.0):
     return X, Phi @ X + noise * rng.normal(size=(s.size, m)), Phi
 
 
+def deficiency_margin(W, Phi) -> float:
+    """``sigma_min(Phi) - |W - Phi|_F`` (chapter 7): positive when ``W`` is closer to the target ``Phi`` than every
+    rank-deficient matrix is, the "deficiency margin" that :cite:`arora2019convergence` require of the start."""
+    W = as_array("W", W, ndim=2)
+    Phi = as_array("Phi", Phi, shape=W.shape)
+    return float(np.linalg.svd(Phi, compute_uv=False)[-1] - np.linalg.norm(W - Phi))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Gradient flow: the factors and the end-to-end matrix
 # ----------------------------------------------------------------------------------------------------------
