@@ -25,14 +25,15 @@ from ._checks import as_array, as_float, as_int, as_rng
 from .nets import deep_linear_grad, deep_linear_grad_unchecked, deep_linear_product, mlp_grad, pack, unpack
 
 
-def _check_layers(Ws, X=None, Y=None):
-    """Factors as float arrays with chained shapes (and data with matching shapes); raises ValueError naming them."""
+def _check_layers(Ws, X=None, Y=None, name: str = "Ws"):
+    """Factors as float arrays with chained shapes (and data with matching shapes); raises ValueError naming them
+    (the factors as ``name``)."""
     if isinstance(Ws, np.ndarray) or not hasattr(Ws, "__len__") or len(Ws) < 1:
-        raise ValueError("Ws must be a list [W_1, ..., W_N] of N >= 1 matrices")
-    Ws = [as_array(f"Ws[{j}]", W, ndim=2) for j, W in enumerate(Ws)]
+        raise ValueError(f"{name} must be a list [W_1, ..., W_N] of N >= 1 matrices")
+    Ws = [as_array(f"{name}[{j}]", W, ndim=2) for j, W in enumerate(Ws)]
     for j in range(1, len(Ws)):
         if Ws[j].shape[1] != Ws[j - 1].shape[0]:
-            raise ValueError(f"Ws[{j}] must have {Ws[j - 1].shape[0]} columns to follow Ws[{j - 1}] "
+            raise ValueError(f"{name}[{j}] must have {Ws[j - 1].shape[0]} columns to follow {name}[{j - 1}] "
                              f"{Ws[j - 1].shape}; got {Ws[j].shape}")
     if X is not None:
         X = as_array("X", X, shape=(Ws[0].shape[1], None))
@@ -67,6 +68,8 @@ def balanced_init(dims, alpha: float, seed, rank: int | None = None) -> list[np.
     ``W_j W_j^T = alpha^2 U_j diag(I_r, 0) U_j^T = W_{j+1}^T W_{j+1}``, and the end-to-end matrix is
     ``alpha^N U_N E U_0^T``, of rank r.
     """
+    if isinstance(dims, np.ndarray | str) or not hasattr(dims, "__len__"):
+        raise ValueError(f"dims must be a sequence (d_0, ..., d_N) of N + 1 >= 2 positive integers; got {dims!r}")
     dims = [as_int(f"dims[{j}]", d) for j, d in enumerate(dims)]
     if len(dims) < 2:
         raise ValueError(f"dims must list at least d_0 and d_1; got {dims}")
@@ -103,7 +106,7 @@ def balancedness(Ws) -> Balance:
 def delta_step_change(grads, eta: float) -> list[np.ndarray]:
     """The exact change of every ``Delta_j`` in one gradient step ``W_j <- W_j - eta G_j`` (chapter 7):
     ``eta^2 (G_{j+1}^T G_{j+1} - G_j G_j^T)``, because the first-order terms cancel (``W_{j+1}^T G_{j+1} = G_j W_j^T``)."""
-    grads, _, _ = _check_layers(grads)
+    grads, _, _ = _check_layers(grads, name="grads")
     eta = as_float("eta", eta)
     return [eta**2 * (grads[j + 1].T @ grads[j + 1] - grads[j] @ grads[j].T) for j in range(len(grads) - 1)]
 
@@ -149,6 +152,8 @@ def hvp(Ws, X, Y, Vs) -> list[np.ndarray]:
     by its ``V``. O(N^2) matrix products, from the partial products computed once.
     """
     Ws, X, Y = _check_layers(Ws, X, Y)
+    if isinstance(Vs, np.ndarray) or not hasattr(Vs, "__len__") or len(Vs) != len(Ws):
+        raise ValueError(f"Vs must be a list of {len(Ws)} directions, one per factor of Ws")
     Vs = [as_array(f"Vs[{j}]", V, shape=W.shape) for j, (V, W) in enumerate(zip(Vs, Ws, strict=True))]
     T = _partial_products(Ws)
     return _hvp_from(T, X, (T[0][len(Ws)] @ X - Y) @ X.T, Vs)
@@ -259,14 +264,15 @@ def steps_to_fraction(Ws0, X, Y, eta: float, fraction: float = 0.5, max_steps: i
     fraction = as_float("fraction", fraction, high=1.0, high_open=True)
     max_steps = as_int("max_steps", max_steps)
     loss0 = None
-    for k in range(max_steps + 1):
-        loss, grads = deep_linear_grad_unchecked(Ws, X, Y)
-        loss0 = loss if loss0 is None else loss0
-        if loss <= fraction * loss0:
-            return k
-        if not np.isfinite(loss):
-            return -1
-        Ws = [W - eta * G for W, G in zip(Ws, grads, strict=True)]
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run ends quietly with -1
+        for k in range(max_steps + 1):
+            loss, grads = deep_linear_grad_unchecked(Ws, X, Y)
+            loss0 = loss if loss0 is None else loss0
+            if loss <= fraction * loss0:
+                return k
+            if not np.isfinite(loss):
+                return -1
+            Ws = [W - eta * G for W, G in zip(Ws, grads, strict=True)]
     return -1
 
 
@@ -287,6 +293,8 @@ def step_scan(Ws0, X, Y, etas, steps: int, tol: float = 1e-12) -> StepScan:
     """Gradient descent from ``Ws0`` with each constant step in ``etas`` for ``steps`` steps (chapter 7): which ones
     converge (loss < ``tol``), which diverge, and the sharpness at the end of the converged runs."""
     etas = as_array("etas", etas, ndim=1)
+    if etas.size < 1 or np.any(etas <= 0):
+        raise ValueError(f"etas must be a non-empty array of positive step sizes; got {etas}")
     tol = as_float("tol", tol)
     conv, div, final, sharp = [], [], [], []
     for eta in etas:
@@ -349,6 +357,7 @@ def factor_flow(Ws0, X, Y, t_eval, rtol: float = 1e-10, atol: float = 1e-12) -> 
     the increasing times ``t_eval`` (T,) starting at 0."""
     Ws, X, Y = _check_layers(Ws0, X, Y)
     t_eval = _times(t_eval)
+    rtol, atol = _tolerances(rtol, atol)
     shapes = [W.shape for W in Ws]
 
     def rhs(_t, w):
@@ -366,6 +375,11 @@ def _times(t_eval) -> np.ndarray:
     if t.size < 2 or t[0] != 0.0 or np.any(np.diff(t) <= 0):
         raise ValueError("t_eval must be increasing, start at 0 and hold at least 2 times")
     return t
+
+
+def _tolerances(rtol, atol) -> tuple[float, float]:
+    """The solver's tolerances, checked: ``rtol`` in [1e-13, 1) (below, DOP853 silently raises it), ``atol`` > 0."""
+    return as_float("rtol", rtol, low=1e-13, high=1.0, low_open=False, high_open=True), as_float("atol", atol)
 
 
 def _psd_power(S: np.ndarray, power: float) -> np.ndarray:
@@ -405,6 +419,7 @@ def end_to_end_flow(W0, X, Y, N: int, t_eval, rtol: float = 1e-10, atol: float =
     Y = as_array("Y", Y, shape=(W0.shape[0], X.shape[1]))
     N = as_int("N", N)
     t_eval = _times(t_eval)
+    rtol, atol = _tolerances(rtol, atol)
     shape = W0.shape
 
     def rhs(_t, w):
