@@ -66,7 +66,9 @@ def test_chapter_figures_draw_on_small_inputs():
     W0 = deeplinear.balanced_init((2, 2, 2), 1.0, seed=0)
     scan = deeplinear.step_scan(W0, X, Y, [0.1, 1.0, 5.0], steps=50)
     run = deeplinear.gradient_descent(W0, X, Y, 0.1, 20, records=5)
+    sharp = deeplinear.gradient_descent(W0, X, Y, 0.1, 20, records=5, sharpness_records=5)
     figs = [
+        plots.sharpness_path_figure({0.1: sharp, 0.2: run}),  # a run without sharpness records draws nothing
         plots.balance_drift_figure(np.array([1e-3, 1e-2]), np.array([1e-8, 1e-6]), 2.0),
         plots.step_scan_depths_figure({2: scan}, {2: 0.5}),
         plots.decaying_steps_figure({"gamma = 0": run}),

@@ -1146,3 +1146,84 @@ def test_steps_to_fraction_diverging_run_is_quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert dl.steps_to_fraction(Ws, X, Y, eta, 0.5) == -1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Balanced factorisations and the sufficient conditions of Arora et al. (2019)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.integers(0, 3), SEEDS)
+def test_balanced_factors_multiply_to_w_and_are_balanced(dx, dy, depth, extra, seed):
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(dy, dx))
+    r = min(dx, dy)
+    dims = [dx] + [r + int(e) for e in rng.integers(0, extra + 1, size=depth - 1)] + [dy]
+    Ws = dl.balanced_factors(W, dims, seed)
+    assert dl.dims_of(Ws) == tuple(dims)
+    scale = max(1.0, np.linalg.norm(W, 2))
+    np.testing.assert_allclose(deep_linear_product(Ws), W, rtol=0, atol=50 * depth * max(dims) * EPS * scale)
+    assert dl.balancedness(Ws).delta <= 50 * max(dims) ** 2 * EPS * scale ** (2 / depth)
+    # the factors share the singular values s^(1/N) of W
+    s = np.linalg.svd(W, compute_uv=False)
+    for Wj in Ws:
+        np.testing.assert_allclose(np.linalg.svd(Wj, compute_uv=False)[:r], s ** (1 / depth), rtol=1e-10, atol=1e-12)
+
+
+def test_balanced_factors_bad_inputs():
+    W = np.ones((2, 3))
+    for call, name in ((lambda: dl.balanced_factors(W, (3, 1, 2), 0), "dims"),  # hidden width below min(d_0, d_N)
+                       (lambda: dl.balanced_factors(W, (2, 2, 3), 0), "dims"),  # ends do not match W
+                       (lambda: dl.balanced_factors(W, 3, 0), "dims"),
+                       (lambda: dl.balanced_factors(W, (3, 0, 2), 0), "dims[1]"),
+                       (lambda: dl.balanced_factors(np.ones(3), (3, 2), 0), "W"),
+                       (lambda: dl.balanced_factors(W, (3, 2, 2), -1), "seed")):
+        with pytest.raises(ValueError, match=_names(name)):
+            call()
+
+
+def test_arora_conditions_formulas():
+    Phi = np.diag([2.0, 1.0])
+    Ws = dl.balanced_factors(0.9 * Phi, (2, 2, 2, 2), 0)  # N = 3, |W(0) - Phi|_F = 0.1 sqrt(5)
+    cond = dl.arora_conditions(Ws, Phi)
+    c, phi = 1.0 - 0.1 * np.sqrt(5.0), np.sqrt(5.0)
+    assert cond.c == pytest.approx(c, rel=1e-14)
+    assert cond.delta_max == pytest.approx(c**2 / (256 * 27 * phi ** (4 / 3)), rel=1e-13)
+    assert cond.eta_max == pytest.approx(c ** (10 / 3) / (6144 * 27 * phi ** (14 / 3)), rel=1e-13)
+    assert cond.rate == pytest.approx(c ** (4 / 3), rel=1e-13)
+    assert cond.widths_ok and cond.delta < 1e-14
+    assert cond.hold(cond.eta_max) and not cond.hold(1.01 * cond.eta_max) and not cond.hold(0.0)
+    # a start that is not balanced enough, one with a narrow hidden layer, and one with no margin
+    assert not dl.arora_conditions([Ws[0] * 1.1, Ws[1], Ws[2] / 1.1], Phi).hold(cond.eta_max)
+    narrow = dl.arora_conditions([np.array([[1.0, 0.0]]), np.array([[1.0], [0.0]])], Phi)
+    assert not narrow.widths_ok and not narrow.hold(1e-12)
+    far = dl.arora_conditions(dl.balanced_init((2, 2, 2), 0.1, 0), Phi)
+    assert far.c < 0 and np.isnan(far.eta_max) and far.delta_max == 0.0 and not far.hold(1e-12)
+
+
+def test_arora_conditions_bad_inputs():
+    Ws = [np.eye(2), np.eye(2)]
+    for call, name in ((lambda: dl.arora_conditions(Ws, np.ones((2, 3))), "Phi"),
+                       (lambda: dl.arora_conditions(Ws, np.zeros((2, 2))), "Phi"),
+                       (lambda: dl.arora_conditions([], np.eye(2)), "Ws")):
+        with pytest.raises(ValueError, match=_names(name)):
+            call()
+
+
+@FEW
+@given(st.integers(1, 4), st.integers(2, 4), st.floats(0.05, 0.6), SEEDS)
+def test_arora_rate_holds_under_its_conditions(d, depth, shrink, seed):
+    """Theorem 1 of Arora et al. (2019): under its conditions, loss(k) <= loss(0) exp(-eta c^(2(N-1)/N) k)."""
+    rng = np.random.default_rng(seed)
+    s = np.sort(rng.uniform(0.5, 2.0, size=d))[::-1]
+    X, Y, Phi = dl.whitened_data(d, 2 * d, s, seed)
+    # a balanced start at distance shrink * sigma_min(Phi) from Phi: margin (1 - shrink) sigma_min(Phi) > 0
+    P = rng.normal(size=Phi.shape)
+    Ws = dl.balanced_factors(Phi + shrink * s[-1] * P / np.linalg.norm(P), (d,) * (depth + 1), seed)
+    cond = dl.arora_conditions(Ws, Phi)
+    assert cond.c == pytest.approx((1 - shrink) * s[-1], rel=1e-9)
+    assert cond.hold(cond.eta_max)
+    run = dl.gradient_descent(Ws, X, Y, cond.eta_max, 300, records=301, track_delta=False)
+    bound = run.loss[0] * np.exp(-cond.eta_max * cond.rate * run.k)
+    assert np.all(run.loss <= bound * (1 + 1e-9) + 1e-14)

@@ -339,6 +339,69 @@ def deficiency_margin(W, Phi) -> float:
     return float(np.linalg.svd(Phi, compute_uv=False)[-1] - np.linalg.norm(W - Phi))
 
 
+def balanced_factors(W, dims, seed) -> list[np.ndarray]:
+    """Balanced factors ``W_N ... W_1 = W`` with widths ``dims = (d_0, ..., d_N)`` (chapter 7); ``W`` (d_N, d_0), every
+    hidden width at least ``r = min(d_0, d_N)``.
+
+    With the thin SVD ``W = U diag(s) V^T`` (r singular values), ``O_0 = V``, ``O_N = U`` and ``O_j`` the first r
+    columns of a Haar-random orthogonal matrix in ``O(d_j)``: ``W_j = O_j diag(s^(1/N)) O_{j-1}^T``. Then
+    ``W_j W_j^T = O_j diag(s^(2/N)) O_j^T = W_{j+1}^T W_{j+1}`` and the product telescopes to ``W``.
+    """
+    W = as_array("W", W, ndim=2)
+    if isinstance(dims, np.ndarray | str) or not hasattr(dims, "__len__") or len(dims) < 2:
+        raise ValueError(f"dims must be a sequence (d_0, ..., d_N) of N + 1 >= 2 positive integers; got {dims!r}")
+    dims = [as_int(f"dims[{j}]", d) for j, d in enumerate(dims)]
+    if (dims[-1], dims[0]) != W.shape:
+        raise ValueError(f"dims must start with d_0 = {W.shape[1]} and end with d_N = {W.shape[0]} (the shape of W); "
+                         f"got {tuple(dims)}")
+    r = min(dims[0], dims[-1])
+    if min(dims) < r:
+        raise ValueError(f"dims must have hidden widths of at least min(d_0, d_N) = {r}; got {tuple(dims)}")
+    rng = as_rng(seed)
+    U, s, Vt = np.linalg.svd(W, full_matrices=False)
+    N = len(dims) - 1
+    O = [Vt.T] + [_haar(d, rng)[:, :r] for d in dims[1:-1]] + [U]
+    root = s ** (1.0 / N)
+    return [(O[j] * root) @ O[j - 1].T for j in range(1, N + 1)]
+
+
+class AroraConditions(NamedTuple):
+    """The sufficient conditions of Theorem 1 of :cite:`arora2019convergence` at a start (chapter 7), for whitened
+    data and the target ``Phi``: the deficiency margin ``c`` (must be > 0), the balancedness ``delta`` in the Frobenius
+    norm and the largest one allowed, ``delta_max = c^2 / (256 N^3 |Phi|_F^(2(N-1)/N))``, the largest step allowed,
+    ``eta_max = c^((4N-2)/N) / (6144 N^3 |Phi|_F^((6N-4)/N))`` (NaN when ``c <= 0``), whether the hidden widths are at
+    least ``min(d_0, d_N)``, and ``rate = c^(2(N-1)/N)``: under the conditions the loss (its excess over the minimum)
+    obeys ``L(k) <= L(0) exp(-eta rate k)``."""
+
+    c: float
+    delta: float
+    delta_max: float
+    eta_max: float
+    widths_ok: bool
+    rate: float
+
+    def hold(self, eta: float) -> bool:
+        """Whether the theorem's hypotheses hold for the constant step ``eta``."""
+        return bool(self.c > 0 and self.widths_ok and self.delta <= self.delta_max and 0 < eta <= self.eta_max)
+
+
+def arora_conditions(Ws, Phi) -> AroraConditions:
+    """:class:`AroraConditions` of the factors ``Ws`` for the target ``Phi`` (d_N, d_0) (chapter 7)."""
+    Ws, _, _ = _check_layers(Ws)
+    dims = dims_of(Ws)
+    Phi = as_array("Phi", Phi, shape=(dims[-1], dims[0]))
+    N = len(Ws)
+    c = deficiency_margin(deep_linear_product(Ws), Phi)
+    phi = float(np.linalg.norm(Phi))
+    if phi == 0.0:
+        raise ValueError("Phi must not be zero (the conditions divide by its norm)")
+    c_pos = max(c, 0.0)
+    delta_max = c_pos**2 / (256 * N**3 * phi ** (2 * (N - 1) / N))
+    eta_max = c_pos ** ((4 * N - 2) / N) / (6144 * N**3 * phi ** ((6 * N - 4) / N)) if c > 0 else float("nan")
+    return AroraConditions(c, balancedness(Ws).delta_fro, delta_max, eta_max, min(dims) >= min(dims[0], dims[-1]),
+                           c_pos ** (2 * (N - 1) / N))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Gradient flow: the factors and the end-to-end matrix
 # ----------------------------------------------------------------------------------------------------------

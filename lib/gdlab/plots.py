@@ -1620,6 +1620,20 @@ def step_scan_depths_figure(scans: dict, limits: dict, floor: float = 1e-30):
     return fig
 
 
+def sharpness_path_figure(runs: dict):
+    """``eta lambda_max(Hess L^N)`` along gradient descent for several constant steps: ``runs`` {eta: DLRun recorded
+    with ``sharpness_records``}; dashed: the stability limit ``eta lambda_max = 2`` (chapter 7, section 4)."""
+    fig, (ax,) = new_figure(1, width=5.2, height=3.4)
+    for j, (eta, run) in enumerate(runs.items()):
+        has = np.isfinite(run.sharpness)
+        ax.plot(run.k[has], eta * run.sharpness[has], color=f"C{j}", lw=1.4, label=f"eta = {eta:.3g}")
+    ax.axhline(2.0, color="0.4", ls="--", lw=1)
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set(xlabel="step k", ylabel="eta * lambda_max")
+    ax.legend(frameon=False, fontsize="x-small", ncol=2)
+    return fig
+
+
 def decaying_steps_figure(runs: dict):
     """Loss against the step for gradient descent with ``eta_k = a / (b + k)^gamma``: ``runs`` {label: DLRun}
     (chapter 7, section 4)."""
