@@ -1629,7 +1629,7 @@ def sharpness_path_figure(runs: dict):
         ax.plot(run.k[has], eta * run.sharpness[has], color=f"C{j}", lw=1.4, label=f"eta = {eta:.3g}")
     ax.axhline(2.0, color="0.4", ls="--", lw=1)
     ax.set_xscale("symlog", linthresh=10)
-    ax.set(xlabel="step k", ylabel="eta * lambda_max")
+    ax.set(xlabel="step k", ylabel="eta * lambda_max", xlim=(0, max(float(run.k[-1]) for run in runs.values())))
     ax.legend(frameon=False, fontsize="x-small", ncol=2)
     return fig
 
