@@ -53,6 +53,13 @@ def dims_of(Ws) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _check_dims(dims) -> list[int]:
+    """Widths ``(d_0, ..., d_N)``, N >= 1, as a list of positive ints; raises ValueError naming ``dims``."""
+    if isinstance(dims, np.ndarray | str) or not hasattr(dims, "__len__") or len(dims) < 2:
+        raise ValueError(f"dims must be a sequence (d_0, ..., d_N) of N + 1 >= 2 positive integers; got {dims!r}")
+    return [as_int(f"dims[{j}]", d) for j, d in enumerate(dims)]
+
+
 def _haar(d: int, rng: np.random.Generator) -> np.ndarray:
     """A Haar-random orthogonal d x d matrix (for d = 1 a random sign)."""
     if d == 1:
@@ -68,11 +75,7 @@ def balanced_init(dims, alpha: float, seed, rank: int | None = None) -> list[np.
     ``W_j W_j^T = alpha^2 U_j diag(I_r, 0) U_j^T = W_{j+1}^T W_{j+1}``, and the end-to-end matrix is
     ``alpha^N U_N E U_0^T``, of rank r.
     """
-    if isinstance(dims, np.ndarray | str) or not hasattr(dims, "__len__"):
-        raise ValueError(f"dims must be a sequence (d_0, ..., d_N) of N + 1 >= 2 positive integers; got {dims!r}")
-    dims = [as_int(f"dims[{j}]", d) for j, d in enumerate(dims)]
-    if len(dims) < 2:
-        raise ValueError(f"dims must list at least d_0 and d_1; got {dims}")
+    dims = _check_dims(dims)
     alpha = as_float("alpha", alpha)
     rng = as_rng(seed)
     r = min(dims) if rank is None else as_int("rank", rank, low=1, high=min(dims))
@@ -348,9 +351,7 @@ def balanced_factors(W, dims, seed) -> list[np.ndarray]:
     ``W_j W_j^T = O_j diag(s^(2/N)) O_j^T = W_{j+1}^T W_{j+1}`` and the product telescopes to ``W``.
     """
     W = as_array("W", W, ndim=2)
-    if isinstance(dims, np.ndarray | str) or not hasattr(dims, "__len__") or len(dims) < 2:
-        raise ValueError(f"dims must be a sequence (d_0, ..., d_N) of N + 1 >= 2 positive integers; got {dims!r}")
-    dims = [as_int(f"dims[{j}]", d) for j, d in enumerate(dims)]
+    dims = _check_dims(dims)
     if (dims[-1], dims[0]) != W.shape:
         raise ValueError(f"dims must start with d_0 = {W.shape[1]} and end with d_N = {W.shape[0]} (the shape of W); "
                          f"got {tuple(dims)}")
