@@ -8,6 +8,8 @@ chapter 7 measures (:cite:`nguegnang2024convergence`, :cite:`arora2018optimizati
   change of ``Delta_j`` in one gradient step;
 * exact Hessian-vector products of ``L^N`` and the sharpness ``lambda_max(Hess L^N)``;
 * gradient descent with constant or decaying steps, recording loss, balancedness and (optionally) sharpness;
+* a balanced factorisation of a given matrix, and the sufficient conditions of :cite:`arora2019convergence`
+  (deficiency margin, balancedness, step size) at a start;
 * the factor flow and the end-to-end flow ``dW/dt = -A_W(grad L^1(W))`` of a balanced initialisation;
 * the per-neuron conserved quantity of a two-layer ReLU network under gradient flow.
 """
