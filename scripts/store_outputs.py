@@ -3,9 +3,9 @@
     .venv/bin/python scripts/store_outputs.py book/07_deep_linear.ipynb [more notebooks]
 
 Each notebook runs on a fresh kernel, with ``book/`` as working directory and the fixed floating-point path of
-``scripts/fixed_float.py`` (the one ``pytest --nbval-lax`` uses). Afterwards only the checked cells keep their outputs
-and execution counts; every other cell is cleared (figures are made again by the book build, and a notebook stays
-small). A notebook whose execution fails is left unchanged and the script exits with status 1.
+``book/_ext/gdlab_fixed_float.py`` (the one ``pytest --nbval-lax`` and the book build use). Afterwards only the checked
+cells keep their outputs and execution counts; every other cell is cleared (figures are made again by the book build,
+and a notebook stays small). A notebook whose execution fails is left unchanged and the script exits with status 1.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import fixed_float
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
+import gdlab_fixed_float  # noqa: E402
 
 CHECK = "# NBVAL_CHECK_OUTPUT"
 
@@ -54,7 +56,7 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    print("floating-point path:", fixed_float.apply() or "not fixed (not an x86-64 CPU with AVX2 and FMA)")
+    print("floating-point path:", gdlab_fixed_float.apply() or "not fixed (not an x86-64 CPU with AVX2 and FMA)")
     return 0 if all([store(Path(a)) for a in argv]) else 1
 
 

@@ -11,9 +11,11 @@ CPU that has AVX2 and FMA, which every x86-64 machine of the last decade does:
 * ``OPENBLAS_CORETYPE=Haswell``: OpenBLAS's AVX2 kernels;
 * ``NPY_ENABLE_CPU_FEATURES=X86_V3``: numpy dispatches nothing beyond x86-64-v3 (AVX2, FMA3).
 
-These are set in the environment of every kernel that ``pytest --nbval-lax`` starts (``conftest.py`` at the root)
-and of ``scripts/store_outputs.py``, which writes the stored outputs. Elsewhere (other CPUs, a reader's own Jupyter)
-nothing is set, and the numbers may differ in their last digits. Variables already set are left alone.
+These are set in the environment of every kernel that ``pytest --nbval-lax`` starts (``conftest.py`` at the root),
+of ``scripts/store_outputs.py``, which writes the stored outputs, and, as a Sphinx extension, of the kernels that
+execute the notebooks for the book build, so that the rendered book shows the stored numbers. Elsewhere (other CPUs,
+a reader's own Jupyter) nothing is set, and the numbers may differ in their last digits. Variables already set are
+left alone.
 """
 
 from __future__ import annotations
@@ -40,3 +42,9 @@ def apply(environ=os.environ) -> dict[str, str]:
         for key, value in FIXED.items():
             environ.setdefault(key, value)
     return {key: environ[key] for key in FIXED if key in environ}
+
+
+def setup(app) -> dict:
+    """Sphinx extension: fix the floating-point path before any notebook of the build is executed."""
+    apply()
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
