@@ -66,13 +66,16 @@ def test_first_code_cell_installs_gdlab_in_jupyterlite(nb_path):
 
 @pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
 def test_explorer_follows_the_pattern(nb_path):
-    """Default figure, then the `explorer-live` admonition, then `live(explorer)` with its output removed."""
+    """One cell `live(explorer)` (controls in Jupyter, the default figure in the book), then the standard
+    admonition with the class `gdlab-explorer-live` that book/_ext/gdlab_explorer.py completes."""
     nb = nbformat.read(nb_path, as_version=4)
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and "live(explorer)" in cell.source:
-            assert "remove-output" in cell.metadata.get("tags", []), f"{nb_path.name}: tag the live cell remove-output"
-            assert nb.cells[i - 1].source.startswith(":::{explorer-live}"), f"{nb_path.name}: no explorer-live before it"
-            assert "explorer.update(**explorer.defaults)" in nb.cells[i - 2].source
+    cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "live(explorer)" in c.source]
+    assert len(cells) == (1 if has_explorer(nb_path) else 0), f"{nb_path.name}: one live(explorer) cell"
+    for i in cells:
+        assert "remove-output" not in nb.cells[i].metadata.get("tags", []), "the book shows this cell's figure"
+        box = nb.cells[i + 1].source.splitlines()
+        assert box[0] == ":::{admonition} Run this explorer live" and box[1] == ":class: tip gdlab-explorer-live"
+    assert not any("explorer.update(**explorer.defaults)" in c.source for c in nb.cells), "the figure twice"
 
 
 # --- offline pages ---------------------------------------------------------------------------------------

@@ -13,12 +13,9 @@ The site's address is ``lite/`` next to ``index.html``; a notebook opens at
 sources; the notebooks, the wheel and the JupyterLite versions) have not changed since the last build, so a
 no-change rebuild costs nothing. Scratch files live in ``_build/.gdlab-lite/``.
 
-It also provides
-
-* the page-relative address of the "JupyterLite" launch button (``launch_buttons: jupyterlite_url`` in
-  ``_config.yml`` is given relative to the site root; sphinx-book-theme would use it as is on every page);
-* the ``explorer-live`` directive: the admonition under each explorer's default figure, with a link that opens the
-  chapter's notebook in the JupyterLite site and one that downloads the notebook, plus the chapter's own text.
+It also makes the "JupyterLite" launch button's address relative to the page (``launch_buttons: jupyterlite_url``
+in ``_config.yml`` is given relative to the site root; sphinx-book-theme would use it as is on every page).
+``lite_url`` is the address of a chapter in the site (book/_ext/gdlab_explorer.py links to it too).
 
 Set ``gdlab_lite: false`` (``sphinx: config``) to build the book without the site.
 """
@@ -33,10 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util import logging
-from sphinx.util.docutils import SphinxDirective
 
 logger = logging.getLogger(__name__)
 
@@ -144,55 +139,8 @@ def fix_launch_button(app: Sphinx, pagename: str, templatename: str, context: di
                 button["url"] = pathto(lite_url(pagename), 1)
 
 
-class live_link(nodes.inline):
-    """A link to the live notebook or the notebook download (HTML only; plain text in other formats)."""
-
-
-def visit_live_link_html(self, node: live_link) -> None:
-    target, docname = node["target"], self.builder.current_docname
-    root = "../" * docname.count("/")             # the page's way back to the site root
-    href = root + (lite_url(docname) if target == "lite" else f"_sources/{docname}.ipynb")
-    extra = ' download=""' if target == "download" else ""
-    self.body.append(f'<a class="reference external gdlab-{target}" href="{href}"{extra}>')
-
-
-def depart_live_link_html(self, node: live_link) -> None:
-    self.body.append("</a>")
-
-
-def _skip(self, node) -> None:
-    pass
-
-
-class ExplorerLive(SphinxDirective):
-    """The admonition under an explorer's default figure: how to move its controls (live link, download, Lab)."""
-
-    has_content = True
-
-    def run(self) -> list[nodes.Node]:
-        box = nodes.admonition(classes=["tip", "gdlab-explorer-live"])
-        box += nodes.title(text="Run this explorer live")
-        para = nodes.paragraph()
-        para += nodes.Text("The figure above is computed for the default settings when the book is built; this page "
-                           "has no Python behind it, so it shows no controls. To move them, ")
-        para += live_link("", "", nodes.strong(text="open this chapter live in your browser"), target="lite")
-        para += nodes.Text(" (JupyterLite: Python runs inside the page, nothing to install; the first start downloads "
-                           "Python and its numerical libraries, so it needs a network connection and some patience), "
-                           "or ")
-        para += live_link("", "", nodes.Text("download the notebook"), target="download")
-        para += nodes.Text(" and open it in Jupyter Lab (see the README). Run the cells from the top: the cell after "
-                           "the figure shows the controls.")
-        box += para
-        if self.content:
-            box += self.parse_content_to_nodes()
-        return [box]
-
-
 def setup(app: Sphinx) -> dict:
     app.add_config_value("gdlab_lite", True, "html", [bool])
-    app.add_node(live_link, html=(visit_live_link_html, depart_live_link_html),
-                 latex=(_skip, _skip), text=(_skip, _skip), man=(_skip, _skip), texinfo=(_skip, _skip))
-    app.add_directive("explorer-live", ExplorerLive)
     app.connect("html-page-context", fix_launch_button, priority=600)
     app.connect("build-finished", build_lite)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

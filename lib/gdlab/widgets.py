@@ -5,16 +5,16 @@ default settings and a factory for the controls. :func:`live` wires the controls
 never raises: bad settings are reported as text in place of the figure. ``EXPLORERS`` registers every
 explorer by name so that ``benchmarks/run.py`` can time the callbacks at their default settings.
 
-Pattern used on every chapter page: the static page shows ``update(**defaults)`` (a real figure computed at
-build time) and the live controls come from ``live(explorer)`` in a cell whose output is removed from the
-HTML, so a reader of the static page never meets a slider that does nothing (and the build embeds no widget
-state). Between the two, a markdown cell ``:::{explorer-live}`` (book/_ext/gdlab_lite.py) tells them how to move the
-controls: a link that opens the chapter in the book's JupyterLite site (Python in the browser), and the notebook
-download for Jupyter Lab.
+Pattern used on every chapter page: one cell ``live(explorer)``. In a running notebook it shows the controls and
+the figure. When the book is built, the kernels that execute the notebooks have ``GDLAB_STATIC_EXPLORERS=1`` in
+their environment (set by book/_ext/gdlab_explorer.py): there ``live`` returns the figure for the default settings,
+so the page shows a real figure computed at build time, never a slider that does nothing (and embeds no widget
+state). The admonition after the cell (class ``gdlab-explorer-live``) tells the reader how to move the controls.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,8 +48,17 @@ def safe_update(explorer: Explorer, **settings) -> Figure | str:
         return f"Cannot draw these settings: {exc}"
 
 
-def live(explorer: Explorer) -> widgets.Widget:
-    """Controls plus an output area that redraws ``explorer.update`` whenever a control changes."""
+#: Environment variable that makes :func:`live` show the default figure instead of controls (the book build).
+STATIC_ENV = "GDLAB_STATIC_EXPLORERS"
+
+
+def live(explorer: Explorer) -> widgets.Widget | Figure:
+    """Controls plus an output area that redraws ``explorer.update`` whenever a control changes.
+
+    Where ``GDLAB_STATIC_EXPLORERS=1`` (the kernels of the book build), the figure for ``explorer.defaults`` instead.
+    """
+    if os.environ.get(STATIC_ENV) == "1":
+        return explorer.update(**explorer.defaults)
     controls = explorer.controls()
     out = widgets.Output()
 

@@ -1,0 +1,85 @@
+"""Write the generated cells of every chapter notebook: the book's macros first, "Works cited" last.
+
+Each chapter notebook ``book/NN_name.ipynb`` carries two cells that are generated, never edited by hand:
+
+- its first cell: MyST front matter with the book's LaTeX macros (``math:``), from the one list in ``_config.yml``
+  (book/_ext/gdlab_macros.py), so that Jupyter with jupyterlab-myst typesets ``\\R``, ``\\norm{x}``, ...;
+- its last cell: "Works cited in this chapter", one labelled entry per work the notebook cites, formatted from
+  ``book/references.bib`` (book/_ext/gdlab_cite.py); the citation links ``[Du et al. (2019)](#cite-du2018gradient)``
+  jump there.
+
+Both are tagged ``remove-cell``: the book shows neither (it has its bibliography page and MathJax macros). Run it
+after changing the macros, the bibliography or a chapter's citations::
+
+    .venv/bin/python scripts/sync_notebooks.py            # rewrite the notebooks that are out of date
+    .venv/bin/python scripts/sync_notebooks.py --check    # only report; exit status 1 if any is out of date
+
+``tests/test_notebook_sources.py`` runs the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+
+import gdlab_cite  # noqa: E402
+import gdlab_macros  # noqa: E402
+
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+MACROS_ID, CITED_ID = "book-macros", "works-cited"
+
+
+def _generated(cell_id: str, source: str, tag: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_markdown_cell(source, id=cell_id)
+    cell.metadata["tags"] = [tag]
+    return cell
+
+
+def cited_keys(nb: nbformat.NotebookNode) -> list[str]:
+    """The bibtex keys the notebook cites (outside its generated cells), in order of first citation."""
+    keys: list[str] = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.get("id") not in (MACROS_ID, CITED_ID):
+            keys += [key for _, key, _ in gdlab_cite.citations(cell.source) if key not in keys]
+    return keys
+
+
+def synced(nb: nbformat.NotebookNode, macros, bibliography) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose first and last cells are the generated ones (added or replaced)."""
+    nb = nbformat.from_dict(nb)
+    body = [c for c in nb.cells if c.get("id") not in (MACROS_ID, CITED_ID)]
+    cells = [_generated(MACROS_ID, gdlab_macros.frontmatter(macros), gdlab_macros.FRONTMATTER_TAG), *body]
+    keys = cited_keys(nb)
+    if keys:
+        cells.append(_generated(CITED_ID, gdlab_cite.works_cited(keys, bibliography), gdlab_cite.WORKS_CITED_TAG))
+    nb.cells = cells
+    return nb
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="report out-of-date notebooks, change nothing")
+    args = parser.parse_args(argv)
+    macros = gdlab_macros.load(ROOT / "_config.yml")
+    bibliography = gdlab_cite.load_bibliography(ROOT / "book" / "references.bib")
+    stale = []
+    for path in CHAPTERS:
+        nb = nbformat.read(path, as_version=4)
+        new = synced(nb, macros, bibliography)
+        if nbformat.writes(new) != nbformat.writes(nb):
+            stale.append(path.name)
+            if not args.check:
+                nbformat.write(new, path)
+    verb = "out of date" if args.check else "rewritten"
+    print(f"{len(stale)} of {len(CHAPTERS)} notebooks {verb}" + (": " + ", ".join(stale) if stale else ""))
+    return 1 if (stale and args.check) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The chapter notebooks read correctly outside the book: macros, citations, generated cells (issue 14).
+
+The generated cells (macros first, "Works cited" last) must equal what ``scripts/sync_notebooks.py`` writes from
+``_config.yml`` and ``book/references.bib``; every citation link's text must be the author-year label of its bib
+entry; and the helpers behind them (book/_ext/gdlab_macros.py, gdlab_cite.py) are checked on their own, each with
+a variant that must fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+
+import gdlab_cite  # noqa: E402
+import gdlab_macros  # noqa: E402
+
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+MACROS = gdlab_macros.load(ROOT / "_config.yml")
+BIB = gdlab_cite.load_bibliography(ROOT / "book" / "references.bib")
+
+
+def _sync_module():
+    spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "scripts" / "sync_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SYNC = _sync_module()
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
+def test_generated_cells_are_current(nb_path):
+    """Power: a notebook whose macro list or works-cited entry was changed by hand is reported as out of date."""
+    nb = nbformat.read(nb_path, as_version=4)
+    assert nbformat.writes(SYNC.synced(nb, MACROS, BIB)) == nbformat.writes(nb), \
+        f"{nb_path.name} is out of date: run scripts/sync_notebooks.py"
+    tampered = nbformat.from_dict(nb)
+    tampered.cells[0].source = tampered.cells[0].source.replace("\\mathbb{R}", "\\mathbf{R}")
+    assert nbformat.writes(SYNC.synced(tampered, MACROS, BIB)) != nbformat.writes(tampered)
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
+def test_first_cell_declares_every_macro_for_myst(nb_path):
+    first = nbformat.read(nb_path, as_version=4).cells[0]
+    assert first.cell_type == "markdown" and first.metadata.get("tags") == ["remove-cell"]
+    body = first.source.split("---")[1]
+    declared = yaml.safe_load(body)["math"]
+    assert declared == {f"\\{name}": value for name, (value, _) in MACROS.items()}
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
+def test_citation_links_read_author_and_year(nb_path):
+    """Every citation link's text is the label its bib entry gives (textual or parenthetical)."""
+    nb = nbformat.read(nb_path, as_version=4)
+    found = 0
+    for cell in nb.cells:
+        if cell.cell_type != "markdown" or cell.get("id") == SYNC.CITED_ID:
+            continue
+        for text, key, parenthetical in gdlab_cite.citations(cell.source):
+            assert key in BIB.entries, f"{nb_path.name}: unknown bib key {key!r}"
+            assert text == gdlab_cite.label(BIB.entries[key], parenthetical), f"{nb_path.name}: {text!r} ({key})"
+            found += 1
+        assert "{cite" not in cell.source, f"{nb_path.name}: a {{cite}} role reads as a bare key in Jupyter"
+    assert found > 0
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
+def test_every_citation_has_its_entry_in_works_cited(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    last = nb.cells[-1]
+    assert last.get("id") == SYNC.CITED_ID and last.metadata.get("tags") == ["remove-cell"]
+    targets = set(re.findall(r"^\(cite-([^)]+)\)=$", last.source, flags=re.M))
+    assert targets == set(SYNC.cited_keys(nb))
+
+
+# --- the helpers ---------------------------------------------------------------------------------------------
+
+
+def test_expand_substitutes_arguments_and_nests():
+    assert gdlab_macros.expand(r"\norm{u(t)-y}^2", MACROS) == r"\left\lVert u(t)-y \right\rVert^2"
+    assert gdlab_macros.expand(r"\inner{a}{\norm{b}}", MACROS) == \
+        r"\left\langle a, \left\lVert b \right\rVert \right\rangle"
+    assert gdlab_macros.expand(r"\norm x + \R^n \Rightarrow \relu", MACROS) == \
+        r"\left\lVert x \right\rVert + \mathbb{R}^n \Rightarrow \operatorname{relu}"
+    assert gdlab_macros.expand(r"\norm{\{a\}}", MACROS) == r"\left\lVert \{a\} \right\rVert"
+    assert gdlab_macros.expand(r"\eps_k \lmin(H)", MACROS) == r"\varepsilon_k \lambda_{\min}(H)"
+
+
+def test_expand_power_braces_and_longer_names():
+    """Power: a version that ignored braces would break \\norm{u(t)-y}; a prefix match would eat \\Rightarrow."""
+    assert "Rightarrow" in gdlab_macros.expand(r"\Rightarrow", MACROS)
+    assert "}" not in gdlab_macros.expand(r"\norm{a}", MACROS).replace(r"\right\rVert", "")
+    with pytest.raises(ValueError, match="unbalanced"):
+        gdlab_macros.expand(r"\norm{a", MACROS)
+
+
+def test_latex_definitions_cover_every_macro_with_its_arity():
+    tex = gdlab_macros.latex_definitions(MACROS)
+    assert r"\renewcommand{\norm}[1]{\left\lVert #1 \right\rVert}" in tex
+    assert r"\renewcommand{\inner}[2]{" in tex
+    assert tex.count(r"\renewcommand") == len(MACROS)
+
+
+def test_bad_macro_definition_is_named():
+    with pytest.raises(ValueError, match="'bad'"):
+        gdlab_macros.from_mathjax({"tex": {"macros": {"bad": ["x", "1"]}}})
+
+
+def test_to_sphinx_textual_and_parenthetical():
+    md = ("as [Du et al. (2019)](#cite-du2018gradient) show ([Nesterov, 2018](#cite-nesterov2018lectures); "
+          "[Golikov, 2019](#cite-golikov2019slides)), see (also [Polyak (1963)](#cite-polyak1963gradient)).")
+    assert gdlab_cite.to_sphinx(md) == ("as {cite:t}`du2018gradient` show {cite:p}`nesterov2018lectures,"
+                                        "golikov2019slides`, see (also {cite:t}`polyak1963gradient`).")
+    assert [p for _, _, p in gdlab_cite.citations(md)] == [False, True, True, False]
+
+
+def test_label_rules():
+    assert gdlab_cite.label(BIB.entries["du2018gradient"], False) == "Du et al. (2019)"
+    assert gdlab_cite.label(BIB.entries["gelada2024"], True) == "Gelada and Buckman, 2024"
+    assert gdlab_cite.label(BIB.entries["nesterov2018lectures"], False) == "Nesterov (2018)"
