@@ -6,7 +6,9 @@ For each chapter notebook ``book/NN_name.ipynb`` this writes ``<output>/NN_name.
 - every ``{solution}`` directive block in a markdown cell is removed (colon or backtick fences);
 - every gated solution, from its ``{solution-start}`` directive to the end of its ``{solution-end}`` directive, is
   removed together with all the cells in between (markdown and code);
-- every output and execution count is cleared, so that no answer survives in a stored output.
+- every output and execution count is cleared, so that no answer survives in a stored output;
+- the rest is written as a plain notebook (book/_ext/gdlab_plain.py): no MyST, numbered theorem and exercise blocks,
+  the book's macros expanded, so that it reads correctly in Colab, VS Code or Jupyter without any extension.
 
 Everything else stays: the exercises, the TODO cells and the check cells that tell a student whether an answer is
 right (they print "not answered yet" until the TODO is filled in). Run from anywhere::
@@ -28,6 +30,10 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+
+from gdlab_plain import Book, to_plain  # noqa: E402
+
 BOOK = ROOT / "book"
 DEFAULT_OUTPUT = ROOT / "_build" / "student-notebooks"
 
@@ -96,10 +102,12 @@ def strip_solutions(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, i
     return nb, removed
 
 
-def export_notebook(source: Path, output_dir: Path) -> tuple[Path, int]:
-    """Write the student version of ``source`` into ``output_dir``; return its path and the solutions removed."""
+def export_notebook(source: Path, output_dir: Path, book: Book | None = None) -> tuple[Path, int]:
+    """Write the student version of ``source`` into ``output_dir``; return its path and the solutions removed.
+    ``book`` (labels, titles, macros of the whole book) is read from the sources when not given."""
     nb = nbformat.read(source, as_version=4)
     nb, removed = strip_solutions(nb)
+    nb = to_plain(nb, source.stem, book or Book.from_sources(ROOT))
     output_dir.mkdir(parents=True, exist_ok=True)
     target = output_dir / source.name
     nbformat.write(nb, target)
@@ -120,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     if not sources:
         print("no notebooks to export", file=sys.stderr)
         return 1
+    book = Book.from_sources(ROOT)
     for source in sources:
-        target, removed = export_notebook(source, args.output)
+        target, removed = export_notebook(source, args.output, book)
         print(f"{source.name}: {removed} solution(s) removed -> {target}")
     return 0
 

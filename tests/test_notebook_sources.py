@@ -128,3 +128,76 @@ def test_label_rules():
     assert gdlab_cite.label(BIB.entries["du2018gradient"], False) == "Du et al. (2019)"
     assert gdlab_cite.label(BIB.entries["gelada2024"], True) == "Gelada and Buckman, 2024"
     assert gdlab_cite.label(BIB.entries["nesterov2018lectures"], False) == "Nesterov (2018)"
+
+
+# --- the plain conversion (book/_ext/gdlab_plain.py) ---------------------------------------------------------
+
+import gdlab_plain  # noqa: E402
+
+PLAIN_SOURCE = """:::{prf:theorem} Descent
+:label: thm-a
+
+For $x \\in \\R$,
+
+$$
+\\norm{x}^2 \\ge 0
+$$ (eq-a)
+:::
+
+:::{prf:proof}
+Obvious from {eq}`eq-a`.
+:::
+
+:::{prf:theorem}
+:label: thm-b
+Another one, after {prf:ref}`thm-a` and {prf:ref}`the first <thm-a>`.
+:::
+
+:::{exercise} Try
+:label: ex-a
+Do it, see {numref}`ex-a` and {doc}`01_x`.
+:::
+
+:::{solution} ex-a
+:class: dropdown
+Done: $\\lmin$.
+:::
+"""
+
+
+def _plain_book():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title one\n\n" + PLAIN_SOURCE)])
+    index = gdlab_plain.index_chapter("03_x", nb)
+    return nb, gdlab_plain.Book(index, {"03_x": "Title one", "01_x": "First chapter"}, MACROS)
+
+
+def test_plain_numbers_links_and_blocks():
+    nb, book = _plain_book()
+    assert {k: t.text for k, t in book.index.items()} == {
+        "thm-a": "Theorem 3.1", "eq-a": "(3.1)", "thm-b": "Theorem 3.2", "ex-a": "Exercise 3.1"}
+    text = gdlab_plain.to_plain(nb, "03_x", book).cells[0].source
+    assert '<a id="thm-a"></a>\n\n**Theorem 3.1** (Descent)' in text
+    assert '<a id="equation-eq-a"></a>' in text and "\\tag{3.1}" in text
+    assert "*Proof.* Obvious from [(3.1)](#equation-eq-a)." in text
+    assert "[Theorem 3.1](#thm-a) and [the first](#thm-a)" in text
+    assert "[Exercise 3.1](#ex-a)" in text and "[First chapter](01_x.ipynb)" in text
+    assert "<details>\n<summary><b>Solution to Exercise 3.1</b>" in text and "\\lambda_{\\min}" in text
+    assert "\\left\\lVert x \\right\\rVert^2" in text and "\\mathbb{R}" in text
+    assert not any(s in text for s in (":::", "{eq}", "{prf:ref}", ":label:", "\\norm", "\\R "))
+
+
+def test_plain_power_unknown_role_and_label_and_open_directive():
+    """Power: MyST the converter cannot write is an error, never left raw."""
+    _, book = _plain_book()
+    with pytest.raises(gdlab_plain.PlainError, match="cite"):
+        gdlab_plain.markdown_to_plain("see {cite}`x`", book, "03_x")
+    with pytest.raises(gdlab_plain.PlainError, match="nowhere"):
+        gdlab_plain.markdown_to_plain("see {eq}`nowhere`", book, "03_x")
+    with pytest.raises(gdlab_plain.PlainError, match="never closed"):
+        gdlab_plain.markdown_to_plain(":::{note}\nopen", book, "03_x")
+
+
+def test_plain_keeps_code_untouched():
+    _, book = _plain_book()
+    md = "Use `{eq}` like this:\n\n```python\nx = r'\\norm{a}'\n```\n"
+    assert gdlab_plain.markdown_to_plain(md, book, "03_x") == md.rstrip("\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -17,6 +18,11 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+
+import gdlab_plain  # noqa: E402
+
+BOOK = gdlab_plain.Book.from_sources(ROOT)
 HTML = ROOT / "_build" / "html"
 LITE = HTML / "lite"
 ASSETS = HTML / "_static" / "gdlab-assets"
@@ -121,8 +127,9 @@ def test_chapter_page_links(html, nb_path):
     assert f'href="https://colab.research.google.com/github/gdlab/gdlab-book/blob/main/book/{name}.ipynb"' in page
     assert f"https://mybinder.org/v2/gh/gdlab/gdlab-book/main?urlpath=lab/tree/book/{name}.ipynb" in page
     assert f'href="../_sources/book/{name}.ipynb"' in page, "no .ipynb download"
-    assert (html / "_sources" / "book" / f"{name}.ipynb").read_bytes() == nb_path.read_bytes(), \
-        "the .ipynb download is not the source notebook"
+    download = nbformat.read(html / "_sources" / "book" / f"{name}.ipynb", as_version=4)
+    assert download == gdlab_plain.to_plain(nbformat.read(nb_path, as_version=4), name, BOOK), \
+        "the .ipynb download is not the plain notebook of the source"
     if has_explorer(nb_path):
         assert "gdlab-explorer-live" in page and page.count(lite) >= 2, "explorer without its 'run live' admonition"
         assert "widget-view+json" not in page, "a widget view (dead control) on the static page"
@@ -198,3 +205,21 @@ def test_parallel_execution_skips_cached_notebooks(tmp_path):
 
     cache.cache_notebook_bundle(CacheBundleIn(nbformat.read(done, 4), str(done)), check_validity=False)
     assert module.uncached(cache, [done, todo]) == [todo]
+
+
+# --- the plain notebooks' numbers are the book's -------------------------------------------------------------------
+
+NUMBERED = re.compile(r'<div class="(?:proof|exercise)[^"]*"[^>]*\bid="(?P<label>[^"]+)"[^>]*>\s*'
+                      r'<p class="admonition-title"><span class="caption-number">(?P<text>[^<]+?)\s*</span>')
+EQUATION = re.compile(r'<div class="math[^"]*" id="equation-(?P<label>[^"]+)">\s*<span class="eqno">(?P<text>\([^)]+\))')
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
+def test_plain_numbers_are_the_books(html, nb_path):
+    """Every theorem, exercise and equation number the plain notebook shows is the one on the built page (and the
+    page has no numbered block the plain notebook does not know)."""
+    page = (html / "book" / f"{nb_path.stem}.html").read_text(encoding="utf-8")
+    shown = {m["label"]: m["text"] for m in NUMBERED.finditer(page)}
+    shown |= {m["label"]: m["text"] for m in EQUATION.finditer(page)}
+    ours = {label: t.text for label, t in BOOK.index.items() if t.doc == nb_path.stem}
+    assert shown and shown == ours

@@ -78,22 +78,24 @@ def test_export_removes_solutions_and_outputs(exported, path):
     student = nbformat.read(exported / path.name, as_version=4)
     nbformat.validate(student)
     text = "\n".join(c.source for c in student.cells)
-    assert not SOLUTION_MARKUP.search(text)
+    assert not SOLUTION_MARKUP.search(text) and "Solution to" not in text  # MyST, or its plain form
     for code in SOLUTION_CODE.get(path.stem, []):
         assert code in "\n".join(c.source for c in original.cells), f"test out of date: {code!r} not in {path.name}"
         assert code not in text
     for cell in student.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
-    # What the student works with is all there: every exercise, every TODO cell, every check cell.
-    assert _count(student, r"\{exercise\}") == _count(original, r"\{exercise\}") > 0
+    # What the student works with is all there: every exercise (written as a plain "**Exercise N.k**" block, the
+    # student notebook is a plain one), every TODO cell, every check cell.
+    assert _count(student, r"(?m)^\*\*Exercise \d+\.\d+\*\*") == _count(original, r"\{exercise\}") > 0
     defined = set(re.findall(r"^def (check_\w+)", "\n".join(c.source for c in original.cells), re.M))
     assert defined and defined == set(re.findall(r"^def (check_\w+)", text, re.M))
     called = {m for c in student.cells if _is_check_cell(c) for m in re.findall(r"^print\((check_\w+)\(", c.source, re.M)}
     assert called == defined, "every check must still be run once in the student notebook"
     assert _count(student, r"# TODO|#\s*TODO", "code") >= 1
     labels = set(re.findall(r":label: (ex-[\w-]+)", "\n".join(c.source for c in original.cells)))
-    assert labels and all(f":label: {label}" in text for label in labels)
+    assert labels and all(f'<a id="{label}"></a>' in text for label in labels)
+    assert ":::" not in text and "{eq}" not in text, "the student notebook is not plain"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
