@@ -8,8 +8,12 @@ Each chapter notebook ``book/NN_name.ipynb`` carries two cells that are generate
   ``book/references.bib`` (book/_ext/gdlab_cite.py); the citation links ``[Du et al. (2019)](#cite-du2018gradient)``
   jump there.
 
-Both are tagged ``remove-cell``: the book shows neither (it has its bibliography page and MathJax macros). Run it
-after changing the macros, the bibliography or a chapter's citations::
+Both are tagged ``remove-cell``: the book shows neither (it has its bibliography page and MathJax macros).
+
+It also writes ``notebooks/NN_name.ipynb``, the plain version of each chapter (book/_ext/gdlab_plain.py: no MyST,
+macros expanded), which the Colab button of each page opens from the repository: Colab has no MyST renderer.
+
+Run it after changing a chapter, the macros or the bibliography::
 
     .venv/bin/python scripts/sync_notebooks.py            # rewrite the notebooks that are out of date
     .venv/bin/python scripts/sync_notebooks.py --check    # only report; exit status 1 if any is out of date
@@ -30,8 +34,10 @@ sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
 import gdlab_cite  # noqa: E402
 import gdlab_macros  # noqa: E402
+import gdlab_plain  # noqa: E402
 
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+PLAIN = ROOT / gdlab_plain.PLAIN_DIR
 MACROS_ID, CITED_ID = "book-macros", "works-cited"
 
 
@@ -68,14 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     macros = gdlab_macros.load(ROOT / "_config.yml")
     bibliography = gdlab_cite.load_bibliography(ROOT / "book" / "references.bib")
+    book = gdlab_plain.Book.from_sources(ROOT)
     stale = []
     for path in CHAPTERS:
         nb = nbformat.read(path, as_version=4)
         new = synced(nb, macros, bibliography)
-        if nbformat.writes(new) != nbformat.writes(nb):
+        plain_path = PLAIN / path.name
+        plain = nbformat.writes(gdlab_plain.to_plain(new, path.stem, book))
+        current = plain_path.read_text(encoding="utf-8") if plain_path.is_file() else None
+        if nbformat.writes(new) != nbformat.writes(nb) or plain != current:
             stale.append(path.name)
             if not args.check:
                 nbformat.write(new, path)
+                PLAIN.mkdir(exist_ok=True)
+                plain_path.write_text(plain, encoding="utf-8")
     verb = "out of date" if args.check else "rewritten"
     print(f"{len(stale)} of {len(CHAPTERS)} notebooks {verb}" + (": " + ", ".join(stale) if stale else ""))
     return 1 if (stale and args.check) else 0

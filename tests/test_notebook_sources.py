@@ -49,6 +49,11 @@ def test_generated_cells_are_current(nb_path):
     assert nbformat.writes(SYNC.synced(tampered, MACROS, BIB)) != nbformat.writes(tampered)
 
 
+def test_sync_check_passes_so_the_plain_copies_are_current(capsys):
+    """notebooks/NN_name.ipynb (opened by the Colab button) is the plain version of the current source."""
+    assert SYNC.main(["--check"]) == 0, capsys.readouterr().out
+
+
 @pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
 def test_first_cell_declares_every_macro_for_myst(nb_path):
     first = nbformat.read(nb_path, as_version=4).cells[0]

@@ -124,7 +124,8 @@ def test_chapter_page_links(html, nb_path):
     page = (html / "book" / f"{name}.html").read_text(encoding="utf-8")
     lite = f'href="../lite/lab/index.html?path=book/{name}.ipynb"'
     assert lite in page, "no JupyterLite launch link"
-    assert f'href="https://colab.research.google.com/github/gdlab/gdlab-book/blob/main/book/{name}.ipynb"' in page
+    assert f'href="https://colab.research.google.com/github/gdlab/gdlab-book/blob/main/notebooks/{name}.ipynb"' in page, \
+        "the Colab button must open the plain copy (Colab renders no MyST)"
     assert f"https://mybinder.org/v2/gh/gdlab/gdlab-book/main?urlpath=lab/tree/book/{name}.ipynb" in page
     assert f'href="../_sources/book/{name}.ipynb"' in page, "no .ipynb download"
     download = nbformat.read(html / "_sources" / "book" / f"{name}.ipynb", as_version=4)

@@ -16,7 +16,8 @@ Numbers are computed from the sources the way sphinx-proof, sphinx-exercise and 
 (per chapter, per kind, in order; the chapter number is the file's ``NN_`` prefix); ``tests/test_site.py`` checks
 them against the built pages. This Sphinx extension (``_config.yml``) writes the plain notebook of every chapter
 over the page's ``.ipynb`` download (``_build/html/_sources/book/NN_name.ipynb``) at the end of an HTML build;
-``scripts/export_student_notebooks.py`` uses :func:`to_plain` for the student notebooks.
+``scripts/export_student_notebooks.py`` uses :func:`to_plain` for the student notebooks, and
+``scripts/sync_notebooks.py`` for the copies in ``notebooks/`` that the pages' Colab button opens.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ _LABELLED_MATH = re.compile(r"\$\$(?P<body>.+?)\$\$[ \t]*\((?P<label>[A-Za-z0-9_
 _TARGET = re.compile(r"^\((?P<label>[A-Za-z0-9_:-]+)\)=[ \t]*$", re.M)
 _ROLE = re.compile(r"\{(?P<role>[a-z:]+)\}`(?P<body>[^`]+)`")
 _INLINE_CODE = re.compile(r"(`+)[^`]+?\1")
+
+
+#: Folder (at the repository root) of the plain chapters that the Colab button opens; scripts/sync_notebooks.py
+#: writes them, tests/test_notebook_sources.py checks they are current.
+PLAIN_DIR = "notebooks"
 
 
 class PlainError(ValueError):
@@ -308,6 +314,18 @@ def write_downloads(app, exception) -> None:
             nbformat.write(nb, target)
 
 
+def colab_opens_plain(app, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """``html-page-context``: the Colab button opens the chapter's plain copy (``notebooks/``), not its MyST source."""
+    source = f"/{pagename}.ipynb"
+    if not re.fullmatch(r"book/\d\d_[\w-]+", pagename):
+        return
+    for group in context.get("header_buttons", []):
+        for button in group.get("buttons", []) if group.get("label") == "launch-buttons" else []:
+            if button.get("text") == "Colab" and button.get("url", "").endswith(source):
+                button["url"] = button["url"][: -len(source)] + f"/{PLAIN_DIR}/{pagename.split('/')[-1]}.ipynb"
+
+
 def setup(app) -> dict:
     app.connect("build-finished", write_downloads, priority=400)
+    app.connect("html-page-context", colab_opens_plain, priority=600)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
