@@ -4,8 +4,7 @@ For each chapter notebook ``book/NN_name.ipynb`` this writes ``<output>/NN_name.
 ``_build/student-notebooks/``) in which
 
 - every ``{solution}`` directive block in a markdown cell is removed (colon or backtick fences);
-- every gated solution, from its ``{solution-start}`` directive to the end of its ``{solution-end}`` directive, is
-  removed together with all the cells in between (markdown and code);
+- every code cell tagged ``solution`` (a solution's code, which follows its ``{solution}`` block) is removed;
 - every output and execution count is cleared, so that no answer survives in a stored output;
 - the rest is written as a plain notebook (book/_ext/gdlab_plain.py): no MyST, numbered theorem and exercise blocks,
   the book's macros expanded, so that it reads correctly in Colab, VS Code or Jupyter without any extension.
@@ -41,8 +40,12 @@ DEFAULT_OUTPUT = ROOT / "_build" / "student-notebooks"
 _OPEN = re.compile(r"^\s*(?P<fence>:{3,}|`{3,}|~{3,})\{(?P<name>[A-Za-z0-9_:-]+)\}")
 
 
+#: Tag of the code cells that belong to a solution (they follow its ``{solution}`` block; collapsed in Jupyter).
+SOLUTION_TAG = "solution"
+
+
 class ExportError(ValueError):
-    """A notebook whose solution markup cannot be removed safely (e.g. a solution-start without its end)."""
+    """A notebook whose solution markup cannot be removed safely (an unclosed block, a gated solution)."""
 
 
 def _closing_line(lines: list[str], start: int, fence: str) -> int:
@@ -56,13 +59,17 @@ def _closing_line(lines: list[str], start: int, fence: str) -> int:
 
 
 def strip_solutions(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
-    """Remove every solution from ``nb`` in place and clear all outputs; return ``(nb, number of solutions)``."""
+    """Remove every solution from ``nb`` in place and clear all outputs; return ``(nb, number of solutions)``.
+
+    A solution is a ``{solution}`` block in a markdown cell, plus the code cells tagged ``solution`` (the solution's
+    code, collapsed, right after its block). Gated solutions (``{solution-start}`` ... ``{solution-end}``) are
+    refused: Jupyter renders each cell on its own, so a gate spanning cells shows the solution's code open.
+    """
     kept = []
     removed = 0
-    in_gate = False  # between a solution-start and its solution-end (possibly across cells)
     for cell in nb.cells:
         if cell.cell_type != "markdown":
-            if not in_gate:
+            if SOLUTION_TAG not in cell.get("metadata", {}).get("tags", []):
                 kept.append(cell)
             continue
         lines = cell.source.splitlines(keepends=True)
@@ -71,28 +78,19 @@ def strip_solutions(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, i
         while i < len(lines):
             match = _OPEN.match(lines[i])
             name = match["name"] if match else None
-            if name in ("solution", "solution-start", "solution-end"):
-                if (name == "solution-end") != in_gate:
-                    raise ExportError(f"unbalanced gated solution at {lines[i].strip()!r}")
-                end = _closing_line(lines, i, match["fence"])
-                if name == "solution":
-                    removed += 1
-                elif name == "solution-start":
-                    removed += 1
-                    in_gate = True
-                else:
-                    in_gate = False
-                i = end + 1
+            if name in ("solution-start", "solution-end"):
+                raise ExportError(f"gated solution at {lines[i].strip()!r}: use a {{solution}} block and tag the "
+                                  f"solution's code cells {SOLUTION_TAG!r}")
+            if name == "solution":
+                removed += 1
+                i = _closing_line(lines, i, match["fence"]) + 1
                 continue
-            if not in_gate:
-                out.append(lines[i])
+            out.append(lines[i])
             i += 1
         text = re.sub(r"\n{3,}", "\n\n", "".join(out)).strip("\n")  # no double blank line where a block was
         if text.strip():
             cell.source = text
             kept.append(cell)
-    if in_gate:
-        raise ExportError("a solution-start has no solution-end")
     for cell in kept:
         if cell.cell_type == "code":
             cell.outputs = []

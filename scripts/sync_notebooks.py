@@ -1,9 +1,10 @@
-"""Write the generated cells of every chapter notebook: the book's macros first, "Works cited" last.
+"""Write the generated parts of every chapter notebook: the book's macros first, "Works cited" last, link numbers.
 
 Each chapter notebook ``book/NN_name.ipynb`` carries two cells that are generated, never edited by hand:
 
 - its first cell: MyST front matter with the book's LaTeX macros (``math:``), from the one list in ``_config.yml``
   (book/_ext/gdlab_macros.py), so that Jupyter with jupyterlab-myst typesets ``\\R``, ``\\norm{x}``, ...;
+- the number in each link to another chapter, ``[Theorem 2.1](02_gradient_flow.ipynb#thm-rate)``;
 - its last cell: "Works cited in this chapter", one labelled entry per work the notebook cites, formatted from
   ``book/references.bib`` (book/_ext/gdlab_cite.py); the citation links ``[Du et al. (2019)](#cite-du2018gradient)``
   jump there.
@@ -56,10 +57,14 @@ def cited_keys(nb: nbformat.NotebookNode) -> list[str]:
     return keys
 
 
-def synced(nb: nbformat.NotebookNode, macros, bibliography) -> nbformat.NotebookNode:
-    """A copy of ``nb`` whose first and last cells are the generated ones (added or replaced)."""
+def synced(nb: nbformat.NotebookNode, macros, bibliography, book) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose first and last cells are the generated ones (added or replaced), and whose links into
+    other chapters show the numbers the book gives their targets."""
     nb = nbformat.from_dict(nb)
     body = [c for c in nb.cells if c.get("id") not in (MACROS_ID, CITED_ID)]
+    for cell in body:
+        if cell.cell_type == "markdown":
+            cell.source = gdlab_plain.update_cross_links(cell.source, book)
     cells = [_generated(MACROS_ID, gdlab_macros.frontmatter(macros), gdlab_macros.FRONTMATTER_TAG), *body]
     keys = cited_keys(nb)
     if keys:
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for path in CHAPTERS:
         nb = nbformat.read(path, as_version=4)
-        new = synced(nb, macros, bibliography)
+        new = synced(nb, macros, bibliography, book)
         plain_path = PLAIN / path.name
         plain = nbformat.writes(gdlab_plain.to_plain(new, path.stem, book))
         current = plain_path.read_text(encoding="utf-8") if plain_path.is_file() else None

@@ -36,17 +36,27 @@ def _sync_module():
 
 
 SYNC = _sync_module()
+PLAIN_BOOK = SYNC.gdlab_plain.Book.from_sources(ROOT)
 
 
 @pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
 def test_generated_cells_are_current(nb_path):
     """Power: a notebook whose macro list or works-cited entry was changed by hand is reported as out of date."""
     nb = nbformat.read(nb_path, as_version=4)
-    assert nbformat.writes(SYNC.synced(nb, MACROS, BIB)) == nbformat.writes(nb), \
+    assert nbformat.writes(SYNC.synced(nb, MACROS, BIB, PLAIN_BOOK)) == nbformat.writes(nb), \
         f"{nb_path.name} is out of date: run scripts/sync_notebooks.py"
     tampered = nbformat.from_dict(nb)
     tampered.cells[0].source = tampered.cells[0].source.replace("\\mathbb{R}", "\\mathbf{R}")
-    assert nbformat.writes(SYNC.synced(tampered, MACROS, BIB)) != nbformat.writes(tampered)
+    assert nbformat.writes(SYNC.synced(tampered, MACROS, BIB, PLAIN_BOOK)) != nbformat.writes(tampered)
+
+
+def test_power_a_stale_cross_chapter_number_is_rewritten():
+    source = "By [Theorem 9.9](02_gradient_flow.ipynb#thm-rate) and [(1.1)](02_gradient_flow.ipynb#eq-mlp-grad)."
+    fixed = SYNC.gdlab_plain.update_cross_links(source, PLAIN_BOOK)
+    assert fixed == "By [Theorem 2.1](02_gradient_flow.ipynb#thm-rate) and [(2.4)](02_gradient_flow.ipynb#eq-mlp-grad)."
+    assert SYNC.gdlab_plain.cross_links_to_sphinx(source, PLAIN_BOOK) == "By {prf:ref}`thm-rate` and {eq}`eq-mlp-grad`."
+    with pytest.raises(SYNC.gdlab_plain.PlainError, match="no label"):
+        SYNC.gdlab_plain.update_cross_links("[x](02_gradient_flow.ipynb#thm-gram)", PLAIN_BOOK)
 
 
 def test_sync_check_passes_so_the_plain_copies_are_current(capsys):

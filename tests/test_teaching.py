@@ -118,14 +118,16 @@ def _nb(*cells):
     return nbformat.v4.new_notebook(cells=list(cells))
 
 
-def test_strip_solutions_gated_across_cells_and_fences():
+def test_strip_solutions_blocks_fences_and_tagged_cells():
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    secret_code = code("x = 'secret three'", outputs=[nbformat.v4.new_output("stream", text="secret four")])
+    secret_code.metadata["tags"] = ["hide-cell", "solution"]
     nb = _nb(
         md(":::{exercise} E\n:label: ex-a\nDo it.\n:::\n\n```{solution} ex-a\nsecret one\n```\nafter"),
         code("x = None  # TODO"),
-        md("::::{solution-start} ex-a\n:class: dropdown\n::::\n\nsecret two"),
-        code("x = 'secret three'", outputs=[nbformat.v4.new_output("stream", text="secret four")]),
-        md("::::{solution-end}\n::::\n\nkept text"),
+        md(":::{solution} ex-a\n:class: dropdown\n\nsecret two\n:::"),
+        secret_code,
+        md("kept text"),
     )
     out, removed = strip_solutions(nb)
     assert removed == 2
@@ -134,12 +136,28 @@ def test_strip_solutions_gated_across_cells_and_fences():
     assert "secret" not in str(out)
 
 
-def test_strip_solutions_rejects_unbalanced_gates():
+def test_strip_solutions_refuses_gates():
+    """Gated solutions span cells, which Jupyter renders one by one (the code would show open): refused."""
     md = nbformat.v4.new_markdown_cell
-    with pytest.raises(ExportError):
+    with pytest.raises(ExportError, match="gated"):
         strip_solutions(_nb(md("::::{solution-start} ex-a\n::::\n\ntext")))
-    with pytest.raises(ExportError):
+    with pytest.raises(ExportError, match="gated"):
         strip_solutions(_nb(md("::::{solution-end}\n::::")))
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_solution_code_cells_are_collapsed_and_follow_their_solution(path):
+    """Each cell tagged `solution` is collapsed in Jupyter (input and output) and in the book (hide-cell), and comes
+    right after a {solution} block (or another solution cell)."""
+    nb = nbformat.read(path, as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if "solution" in c.metadata.get("tags", [])]
+    assert tagged, f"{path.name}: no solution code cell"
+    for i in tagged:
+        cell = nb.cells[i]
+        assert cell.cell_type == "code" and "hide-cell" in cell.metadata["tags"]
+        assert cell.metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}
+        before = nb.cells[i - 1]
+        assert i - 1 in tagged or re.search(r"^:::\{solution\} ex-[\w-]+$", before.source, re.M)
 
 
 # --- the builds ------------------------------------------------------------------------------------------

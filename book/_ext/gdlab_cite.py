@@ -100,13 +100,14 @@ def works_cited(keys: list[str], bibliography) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def rewrite_notebook(text: str) -> str:
-    """The JSON text of a notebook with the citation links of its markdown cells rewritten by :func:`to_sphinx`."""
+def rewrite_notebook(text: str, change=to_sphinx) -> str:
+    """The JSON text of a notebook with every markdown cell's source passed through ``change`` (by default the
+    citation links rewritten by :func:`to_sphinx`). Used on ``source-read``, before myst-nb parses the notebook."""
     nb = json.loads(text)
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "markdown":
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            cell["source"] = to_sphinx(source)
+            cell["source"] = change(source)
     return json.dumps(nb, ensure_ascii=False)
 
 

@@ -6,9 +6,13 @@ chapter into a notebook they all render:
 
 * theorem, definition, proof, exercise and admonition blocks become paragraphs headed by their kind, number and
   title ("**Theorem 2.3** (Descent lemma)"), with an HTML anchor at their label; dropdown solutions become
-  ``<details>`` blocks (collapsed); a gated solution's code cells are kept, with their input collapsed;
+  ``<details>`` blocks (collapsed); a solution's code cells (tagged ``solution``) keep their collapsed input and
+  output (``jupyter.source_hidden`` / ``outputs_hidden``, which Jupyter and VS Code honour);
 * ``{eq}``, ``{prf:ref}``, ``{numref}``, ``{ref}`` become links showing the number the book gives ("(2.1)",
-  "Theorem 2.3"), ``{doc}`` the chapter's title linked to its notebook; labelled equations get ``\\tag{2.1}``;
+  "Theorem 2.3"), ``{doc}`` the chapter's title linked to its notebook; labelled equations get ``\\tag{2.1}``.
+  (The sources refer to another chapter with a Markdown link, ``[Theorem 2.1](02_gradient_flow.ipynb#thm-rate)``,
+  which Jupyter can follow; :func:`cross_links_to_sphinx` makes it a numbered reference in the book, on
+  ``source-read``, and :func:`update_cross_links`, run by ``scripts/sync_notebooks.py``, keeps its number current);
 * every macro is expanded in place (book/_ext/gdlab_macros.py); citation links stay (author and year, linked to the
   "Works cited" cell, which stays); the MyST front-matter cell goes.
 
@@ -46,6 +50,8 @@ _CODE_FENCE = re.compile(r"^(`{3,}|~{3,})")
 _LABELLED_MATH = re.compile(r"\$\$(?P<body>.+?)\$\$[ \t]*\((?P<label>[A-Za-z0-9_:-]+)\)", re.S)
 _TARGET = re.compile(r"^\((?P<label>[A-Za-z0-9_:-]+)\)=[ \t]*$", re.M)
 _ROLE = re.compile(r"\{(?P<role>[a-z:]+)\}`(?P<body>[^`]+)`")
+#: A link to a label in another chapter, as the sources write it: ``[Theorem 2.1](02_gradient_flow.ipynb#thm-rate)``.
+CROSS = re.compile(r"\[(?P<text>[^\[\]]+)\]\((?P<doc>\d\d_[\w-]+)\.ipynb#(?P<label>[A-Za-z0-9_:-]+)\)")
 _INLINE_CODE = re.compile(r"(`+)[^`]+?\1")
 
 
@@ -115,9 +121,9 @@ def index_chapter(doc: str, nb) -> dict[str, Target]:
 
 
 def chapter_title(nb) -> str:
-    """The first ``# `` heading of the notebook."""
+    """The first ``# `` heading of the notebook (after its front matter)."""
     for cell in nb.cells:
-        if cell.cell_type == "markdown":
+        if cell.cell_type == "markdown" and not cell.source.startswith("---"):
             match = re.search(r"^# (.+)$", cell.source, re.M)
             if match:
                 return match.group(1).strip()
@@ -169,11 +175,6 @@ def _render_block(name: str, args: str, options: dict, body: str, book: Book, do
         of = book.index.get(args)
         summary = f"Solution to {of.text}" if of else "Solution"
         return f"<details>\n<summary><b>{summary}</b> (click to open)</summary>\n\n{body.strip()}\n\n</details>"
-    if name == "solution-start":
-        of = book.index.get(args)
-        return f"**Solution to {of.text if of else 'the exercise'}.** " + body.strip()
-    if name == "solution-end":
-        return body.strip()
     if name == "admonition":
         return _block(f"**{args}**", body)
     if name in ADMONITIONS:
@@ -260,6 +261,29 @@ def _outside_code(text: str, change, inline: bool = True) -> str:
     return "".join(out)
 
 
+def _cross_target(match: re.Match, book: Book) -> Target:
+    target = book.index.get(match["label"])
+    if target is None or target.doc != match["doc"]:
+        raise PlainError(f"{match.group(0)}: {match['doc']} has no label {match['label']!r}")
+    return target
+
+
+def update_cross_links(source: str, book: Book) -> str:
+    """``source`` with the text of every link into another chapter set to what the book shows for its label
+    ("Theorem 2.1", "(2.4)"): the sources keep these numbers current through scripts/sync_notebooks.py."""
+    return CROSS.sub(lambda m: f"[{_cross_target(m, book).text}]({m['doc']}.ipynb#{m['label']})", source)
+
+
+def cross_links_to_sphinx(source: str, book: Book) -> str:
+    """``source`` with every link into another chapter turned into the role that numbers it in the book."""
+    def role(m: re.Match) -> str:
+        text = _cross_target(m, book).text
+        name = "eq" if text.startswith("(") else "numref" if text.startswith("Exercise") else "prf:ref"
+        return f"{{{name}}}`{m['label']}`"
+
+    return CROSS.sub(role, source)
+
+
 def markdown_to_plain(source: str, book: Book, doc: str) -> str:
     """One markdown cell of chapter ``doc`` in plain Markdown."""
     def tagged(match: re.Match) -> str:
@@ -271,6 +295,8 @@ def markdown_to_plain(source: str, book: Book, doc: str) -> str:
     text = _LABELLED_MATH.sub(tagged, source)
     text = _TARGET.sub(lambda m: f'<a id="{m["label"]}"></a>', text)
     text = _blocks(text.splitlines(), book, doc)
+    text = CROSS.sub(lambda m: m.group(0) if not _cross_target(m, book).text.startswith("(")
+                     else m.group(0).replace(f"#{m['label']})", f"#equation-{m['label']})"), text)
     text = _outside_code(text, lambda part: _ROLE.sub(lambda m: _role(m, book, doc), part), inline=False)
     return _outside_code(text, lambda part: gdlab_macros.expand(part, book.macros))
 
@@ -281,21 +307,16 @@ def markdown_to_plain(source: str, book: Book, doc: str) -> str:
 def to_plain(nb, doc: str, book: Book):
     """A copy of chapter ``doc``'s notebook that renders without MyST (see the module docstring)."""
     nb = nbformat.from_dict(nb)
-    cells, in_solution = [], False
+    cells = []
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         if cell.cell_type == "markdown" and gdlab_macros.FRONTMATTER_TAG in tags and cell.source.startswith("---"):
             continue
         cell.metadata.pop("execution", None)
         if cell.cell_type == "markdown":
-            starts = [name for name, *_ in _directives(cell.source) if name in ("solution-start", "solution-end")]
             cell.source = markdown_to_plain(cell.source, book, doc)
-            if starts:
-                in_solution = starts[-1] == "solution-start"
             if cell.source.startswith(gdlab_cite.WORKS_CITED_TITLE):
                 cell.metadata["tags"] = [t for t in tags if t != gdlab_cite.WORKS_CITED_TAG]
-        elif cell.cell_type == "code" and in_solution:
-            cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
         cells.append(cell)
     nb.cells = cells
     return nb
@@ -325,7 +346,15 @@ def colab_opens_plain(app, pagename: str, templatename: str, context: dict, doct
                 button["url"] = button["url"][: -len(source)] + f"/{PLAIN_DIR}/{pagename.split('/')[-1]}.ipynb"
 
 
+def on_source_read(app, docname: str, source: list[str]) -> None:
+    """``source-read``: links into other chapters become numbered references of the book."""
+    if str(app.env.doc2path(docname)).endswith(".ipynb"):
+        book = Book.from_sources(Path(app.srcdir))
+        source[0] = gdlab_cite.rewrite_notebook(source[0], lambda md: cross_links_to_sphinx(md, book))
+
+
 def setup(app) -> dict:
+    app.connect("source-read", on_source_read)
     app.connect("build-finished", write_downloads, priority=400)
     app.connect("html-page-context", colab_opens_plain, priority=600)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
