@@ -6,9 +6,7 @@ What it does:
 
 1. writes a temporary configuration, ``_build/.student-work/_config.yml``: the book's ``_config.yml`` plus
    ``sphinx.config.hide_solutions: true`` and the small extension ``scripts/student_solutions.py``, which also
-   removes *gated* solutions (``{solution-start}`` ... ``{solution-end}``, with the code cells between them;
-   with sphinx-exercise 1.2.1 alone, ``hide_solutions: true`` keeps their content and the HTML build stops on
-   "unknown node type: solution_end_node"). The notebooks' execution cache is shared with the
+   removes the solutions' code cells (tagged ``solution``). The notebooks' execution cache is shared with the
    normal build (``_build/.jupyter_cache``), so notebooks already executed there are not executed again;
 2. runs ``jupyter-book build . --config <that file> --path-output _build/.student-work -W -n --keep-going``
    (warnings are errors, as in CI);
