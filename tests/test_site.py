@@ -7,6 +7,7 @@ build): then a missing build is a failure. The tests on the source notebooks alw
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
 import gdlab_plain  # noqa: E402
+import gdlab_pyodide  # noqa: E402
 
 BOOK = gdlab_plain.Book.from_sources(ROOT)
 HTML = ROOT / "_build" / "html"
@@ -133,6 +135,9 @@ def test_chapter_page_links(html, nb_path):
         "the .ipynb download is not the plain notebook of the source"
     if has_explorer(nb_path):
         assert "gdlab-explorer-live" in page and page.count(lite) >= 2, "explorer without its 'run live' admonition"
+        versions = gdlab_pyodide.live_versions(ROOT)
+        assert all(f"{name} {versions[name]}" in page for name in ("numpy", "scipy", "matplotlib")), \
+            "the 'run live' admonition must say which versions the live site runs"
         assert "widget-view+json" not in page, "a widget view (dead control) on the static page"
 
 
@@ -167,6 +172,76 @@ def test_lite_site_ships_the_gdlab_wheel(html):
 
 def test_lite_site_has_the_widgets_extension(html):
     assert (LITE / "extensions" / "@jupyter-widgets" / "jupyterlab-manager").is_dir()
+
+
+def _shipped_lock() -> dict:
+    return json.loads((LITE / "static" / "pyodide" / gdlab_pyodide.LOCK).read_text())
+
+
+def test_lite_site_self_hosts_pyodide_with_a_filtered_lock(html):
+    """Pyodide is in the site (lite/static/pyodide/): the runtime, and exactly the packages the chapters need (the
+    closure of gdlab_pyodide.ROOTS), each file matching the sha256 of the lock, which lists nothing else."""
+    pyodide = LITE / "static" / "pyodide"
+    lock = _shipped_lock()
+    assert lock["info"]["version"] == gdlab_pyodide.PYODIDE_VERSION
+    assert gdlab_pyodide.closure(lock, gdlab_pyodide.ROOTS) == sorted(lock["packages"]), "the lock is not filtered"
+    files = {p["file_name"]: p["sha256"] for p in lock["packages"].values()}
+    assert {p.name for p in pyodide.iterdir()} == {*gdlab_pyodide.CORE_FILES, gdlab_pyodide.LOCK, *files}
+    bad = [name for name, sha in files.items() if hashlib.sha256((pyodide / name).read_bytes()).hexdigest() != sha]
+    assert not bad, f"files that do not match the lock: {bad}"
+
+
+def test_lite_site_config_names_no_other_host(html):
+    """The kernel loads Pyodide from the site and never falls back to PyPI; no config file holds a URL."""
+    configs = [*LITE.rglob("jupyter-lite.json"), *LITE.rglob("overrides.json")]
+    assert len(configs) >= 4, configs
+    offenders = [str(p.relative_to(LITE)) for p in configs if "://" in p.read_text() or "cdn" in p.read_text().lower()]
+    assert not offenders, f"a URL in {offenders}"
+    settings = json.loads((LITE / "jupyter-lite.json").read_text())["jupyter-config-data"]["litePluginSettings"]
+    kernel = settings["@jupyterlite/pyodide-kernel-extension:kernel"]
+    assert kernel["pyodideUrl"] == "./static/pyodide/pyodide.js" and (LITE / "static/pyodide/pyodide.js").is_file()
+    assert kernel["disablePyPIFallback"] is True
+    assert all(url.startswith("./") for url in kernel["pipliteUrls"]), kernel["pipliteUrls"]
+
+
+def test_lite_site_installs_gdlab_without_pypi(html):
+    """Every requirement of the wheels in lite/pypi/ (gdlab, ipywidgets and its dependencies) is met by a package
+    that the site ships: in Pyodide's lock, in lite/pypi/, or among the Pyodide kernel's own wheels."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    available = {name: [p["version"]] for name, p in _shipped_lock()["packages"].items()}
+    for index in (LITE / "pypi" / "all.json",
+                  LITE / "extensions/@jupyterlite/pyodide-kernel-extension/static/pypi/all.json"):
+        for name, entry in json.loads(index.read_text()).items():
+            available.setdefault(canonicalize_name(name), []).extend(entry["releases"])
+    unmet = []
+    for wheel in sorted((LITE / "pypi").glob("*.whl")):
+        with zipfile.ZipFile(wheel) as zf:
+            metadata = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+        for line in metadata.splitlines():
+            if line.startswith("Requires-Dist:"):
+                req = Requirement(line.split(":", 1)[1].strip())
+                if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                    continue
+                versions = available.get(canonicalize_name(req.name), [])
+                if not any(req.specifier.contains(v, prereleases=True) for v in versions):
+                    unmet.append(f"{wheel.name}: {req} (site has {versions or 'nothing'})")
+    assert not unmet, "\n".join(unmet)
+
+
+@pytest.mark.parametrize("app", ["lab", "notebooks"])
+def test_lite_pages_carry_the_starting_notice(html, app):
+    """The lab and notebook pages hold the notice (inline script and style): the versions and the download size
+    are those of the Pyodide the site ships."""
+    page = (LITE / app / "index.html").read_text(encoding="utf-8")
+    assert 'id="gdlab-lite-notice-script"' in page and 'id="gdlab-lite-notice-style"' in page
+    lock = _shipped_lock()
+    size = sum(p.stat().st_size for p in (LITE / "static" / "pyodide").iterdir())
+    expected = {"python": lock["info"]["python"], "megabytes": round(size / 1e6),
+                **{name: lock["packages"][name]["version"] for name in ("numpy", "scipy", "matplotlib")}}
+    settings = json.loads(re.search(r"window\.GDLAB_LITE = (\{.*?\});", page).group(1))
+    assert {k: settings.get(k) for k in expected} == expected
 
 
 def _parallel_extension():

@@ -18,8 +18,11 @@ formats (PDF) the links become plain text.
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 
+import gdlab_pyodide
 from docutils import nodes
 from gdlab_lite import lite_url
 from sphinx.application import Sphinx
@@ -47,14 +50,23 @@ def _skip(self, node) -> None:
     pass
 
 
-def book_paragraph() -> nodes.paragraph:
+@functools.cache
+def live_site(root: str) -> str:
+    """What the live site runs and what its first start downloads, in words (from book/_ext/gdlab_pyodide.py)."""
+    versions = gdlab_pyodide.live_versions(Path(root))
+    size = gdlab_pyodide.megabytes(gdlab_pyodide.download_size(Path(root)))
+    return (f"JupyterLite: Python {versions['python']} with numpy {versions['numpy']}, scipy {versions['scipy']} and "
+            f"matplotlib {versions['matplotlib']} runs inside the page, served by this site, nothing to install, no "
+            f"other server; the first start downloads about {size} MB once, which the browser then keeps")
+
+
+def book_paragraph(live: str) -> nodes.paragraph:
     """What only a reader of the built page needs: the figure is static; where to move the controls."""
     para = nodes.paragraph()
     para += nodes.Text("The figure above is computed for the default settings when the book is built; this page "
                        "has no Python behind it, so it shows no controls. To move them, ")
     para += live_link("", "", nodes.strong(text="open this chapter live in your browser"), target="lite")
-    para += nodes.Text(" (JupyterLite: Python runs inside the page, served by this site, nothing to install; the "
-                       "first start downloads Python and its numerical libraries once), or ")
+    para += nodes.Text(f" ({live}), or ")
     para += live_link("", "", nodes.Text("download the notebook"), target="download")
     para += nodes.Text(" and open it in Jupyter Lab (see the README). In the notebook the explorer's cell shows the "
                        "controls.")
@@ -66,8 +78,9 @@ def add_book_paragraph(app: Sphinx, doctree: nodes.document) -> None:
     for box in doctree.findall(nodes.admonition):
         if CLASS not in box["classes"]:
             continue
+        live = live_site(app.srcdir) if app.config.gdlab_lite else "JupyterLite, when the book is built with it"
         titles = [i for i, child in enumerate(box.children) if isinstance(child, nodes.title)]
-        box.insert(titles[0] + 1 if titles else 0, book_paragraph())
+        box.insert(titles[0] + 1 if titles else 0, book_paragraph(live))
 
 
 def setup(app: Sphinx) -> dict:

@@ -6,8 +6,9 @@ pages self-contained:
 
 * on ``config-inited`` it fills ``.cache/gdlab-static/gdlab-assets/`` (gitignored) from three npm tarballs pinned in
   :data:`NPM` (name, version, sha512 integrity from the npm registry). The tarballs are fetched once over HTTPS with
-  ``urllib`` into ``.cache/npm/``, checked against the pinned integrity, and reused by every later build (also
-  after ``jupyter-book clean --all``, which only removes ``_build``). No ``node``/``npm`` is needed.
+  ``urllib`` into ``.cache/npm/``, checked against the pinned integrity, and checked again and reused by every later
+  build (also after ``jupyter-book clean --all``, which only removes ``_build``); see gdlab_fetch.py. No
+  ``node``/``npm`` is needed.
   ``_config.yml`` lists ``.cache/gdlab-static`` in ``html_static_path``, so the files end up in
   ``_build/html/_static/gdlab-assets/`` and ``mathjax_path`` / ``nb_ipywidgets_js`` point there;
 * with ``launch_buttons: thebe: false`` it disconnects sphinx-thebe (loaded by Jupyter Book whether used or not),
@@ -19,20 +20,15 @@ pages self-contained:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import shutil
 import tarfile
-import urllib.request
 from pathlib import Path
 
+from gdlab_fetch import CACHE, fetch_npm
 from sphinx.application import Sphinx
 from sphinx.config import Config
-from sphinx.errors import ExtensionError
-from sphinx.util import logging
-
-logger = logging.getLogger(__name__)
 
 #: npm packages served from ``_static/gdlab-assets/``: name -> (version, sha512 integrity of the registry tarball).
 NPM = {
@@ -43,9 +39,7 @@ NPM = {
     "@jupyter-widgets/html-manager": (
         "1.0.15", "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA=="),
 }
-REGISTRY = "https://registry.npmjs.org"
 ASSETS = "gdlab-assets"       # folder name inside _static/
-CACHE = ".cache"              # gitignored, relative to the book root
 
 # Loaded between require.js and embed-amd.js (see nb_ipywidgets_js in _config.yml): embed-amd.js asks require.js for
 # "@jupyter-widgets/html-manager/dist/libembed-amd", and the manager takes its fonts from
@@ -61,36 +55,6 @@ SHIM = """\
   window.require.config({ paths: { "@jupyter-widgets/html-manager/dist/libembed-amd": base + "libembed-amd" } });
 })();
 """
-
-
-def _tarball_name(name: str, version: str) -> str:
-    return f"{name.rsplit('/', 1)[-1]}-{version}.tgz"
-
-
-def _check_integrity(data: bytes, integrity: str) -> bool:
-    algo, _, expected = integrity.partition("-")
-    return base64.b64encode(hashlib.new(algo, data).digest()).decode() == expected
-
-
-def fetch_tarball(name: str, version: str, integrity: str, cache: Path) -> Path:
-    """Return the path of ``name@version``'s npm tarball in ``cache``, downloading it once and checking its hash."""
-    path = cache / _tarball_name(name, version).replace("/", "_")
-    if path.is_file() and _check_integrity(path.read_bytes(), integrity):
-        return path
-    url = f"{REGISTRY}/{name}/-/{_tarball_name(name, version)}"
-    logger.info(f"[gdlab_offline] downloading {url}")
-    try:
-        with urllib.request.urlopen(url, timeout=120) as response:
-            data = response.read()
-    except OSError as exc:
-        raise ExtensionError(f"gdlab_offline: cannot download {url}: {exc}") from exc
-    if not _check_integrity(data, integrity):
-        raise ExtensionError(f"gdlab_offline: {url} does not match its pinned integrity {integrity}")
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
 
 
 def _extract(tarball: Path, members: dict[str, str], dest: Path) -> None:
@@ -115,7 +79,7 @@ def ensure_assets(root: Path) -> Path:
     key = json.dumps({"npm": NPM, "shim": hashlib.sha256(SHIM.encode()).hexdigest()}, sort_keys=True)
     if stamp.is_file() and stamp.read_text() == key:
         return static
-    tarballs = {name: fetch_tarball(name, version, integrity, root / CACHE / "npm")
+    tarballs = {name: fetch_npm(name, version, integrity, root / CACHE / "npm")
                 for name, (version, integrity) in NPM.items()}
     if static.exists():
         shutil.rmtree(static)

@@ -6,24 +6,23 @@ CI after the book build) the skip becomes a failure.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from gdlab_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     HTML_DIR,
+    TERMINAL_SUMMARY,
     Site,
     Visit,
-    _QuietHandler,
     discover_pages,
     is_chapter,
     open_page,
     redirect_target,
+    serve,
     skip_or_fail,
 )
 
@@ -31,6 +30,13 @@ from gdlab_browser import (
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: opens the built book in headless Chromium (needs _build/html)")
     config.addinivalue_line("markers", "chapters_only: parametrize page_path over chapter pages (built from notebooks)")
+
+
+def pytest_terminal_summary(terminalreporter):
+    for title, lines in TERMINAL_SUMMARY:
+        terminalreporter.section(title, sep="-")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def pytest_generate_tests(metafunc):
@@ -58,14 +64,9 @@ def site():
         skip_or_fail(
             f"no built book at {HTML_DIR} (build it with `jupyter-book build .`, or point GDLAB_HTML_DIR at a build)"
         )
-    handler = functools.partial(_QuietHandler, directory=str(HTML_DIR))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="book-http", daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
+    server, thread, base = serve(HTML_DIR)
     try:
-        yield Site(root=HTML_DIR, base=f"http://{host}:{port}/", netloc=f"{host}:{port}")
+        yield Site(root=HTML_DIR, base=base, netloc=urlsplit(base).netloc)
     finally:
         server.shutdown()
         server.server_close()
@@ -73,21 +74,28 @@ def site():
 
 
 @pytest.fixture(scope="session")
-def browser(site):
-    """One headless Chromium for the whole session."""
+def chromium():
+    """One headless Chromium for the whole session, shared by every browser test (Playwright's sync API allows one
+    instance per thread: a second ``sync_playwright()`` inside a running one fails)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         skip_or_fail("playwright is not installed (pip install -r requirements.txt)")
-    chromium = shutil.which(CHROMIUM) or CHROMIUM
-    if not Path(chromium).is_file():
+    executable = shutil.which(CHROMIUM) or CHROMIUM
+    if not Path(executable).is_file():
         skip_or_fail(f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium; or set GDLAB_CHROMIUM)")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="session")
+def browser(site, chromium):
+    """The session's Chromium, for tests of the built book (so they skip, or fail in CI, without a build)."""
+    return chromium
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,11 @@ CI after the book build) the skip becomes a failure.
 
 from __future__ import annotations
 
+import functools
 import http.server
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -41,6 +43,9 @@ CHROMIUM_ARGS = [
 NON_PAGE_DIRS = {"_static", "_sources", "_images", "_downloads", "lite"}
 # Generated pages that are not part of the book's content.
 NON_PAGE_FILES = {"genindex.html", "search.html"}
+
+#: Sections printed at the end of the run by conftest.py (title, lines): test_lite.py's timings.
+TERMINAL_SUMMARY: list[tuple[str, list[str]]] = []
 
 NAV_TIMEOUT_MS = 30_000
 MATHJAX_TIMEOUT_MS = 30_000
@@ -94,6 +99,9 @@ def redirect_target(rel: str) -> str | None:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files without logging, with the media types the book and its JupyterLite site need: JupyterLite's
+    Pyodide needs ``.wasm`` as ``application/wasm`` (to compile it while it downloads) and ``.mjs`` as JavaScript."""
+
     extensions_map = {
         **http.server.SimpleHTTPRequestHandler.extensions_map,
         ".js": "text/javascript",
@@ -107,6 +115,18 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, format, *args):
         pass
+
+
+def serve(directory: Path, handler: type[http.server.SimpleHTTPRequestHandler] = _QuietHandler):
+    """Serve ``directory`` on a free port of 127.0.0.1 from a daemon thread: (server, thread, base URL).
+
+    Stop it with ``server.shutdown(); server.server_close()``."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="book-http", daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    return server, thread, f"http://{host}:{port}/"
 
 
 @dataclass

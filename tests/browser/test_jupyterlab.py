@@ -38,14 +38,13 @@ import contextlib
 import hashlib
 import json
 import re
-import shutil
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from gdlab_browser import CHROMIUM, CHROMIUM_ARGS, skip_or_fail
+from gdlab_browser import skip_or_fail
 from jupyterlab_server import BOOK, VENV, LabServer, lab_available, start_lab
 
 pytestmark = pytest.mark.browser
@@ -579,21 +578,9 @@ def _write_report(write, workdir: Path, log: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def lab_browser(lab):
-    """One headless Chromium for every chapter."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        skip_or_fail("playwright is not installed (pip install -r requirements.txt)")
-    chromium = shutil.which(CHROMIUM) or CHROMIUM
-    if not Path(chromium).is_file():
-        skip_or_fail(f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium; or set GDLAB_CHROMIUM)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def lab_browser(lab, chromium):
+    """The session's headless Chromium (conftest.py), for every chapter."""
+    return chromium
 
 
 @pytest.fixture(scope="module", params=CHAPTERS, ids=[c.removesuffix(".ipynb") for c in CHAPTERS])

@@ -17,7 +17,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from gdlab_browser import CHROMIUM, CHROMIUM_ARGS, HTML_DIR, REPO, skip_or_fail
+from gdlab_browser import HTML_DIR, REPO, skip_or_fail
 
 sys.path.insert(0, str(REPO / "book" / "_ext"))
 
@@ -61,20 +61,6 @@ def mathjax2() -> Path:
                     member.name = member.name[len("package/"):]
                     tar.extract(member, target, filter="data")
     return target
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        skip_or_fail("playwright is not installed")
-    if not Path(CHROMIUM).is_file():
-        skip_or_fail(f"no Chromium at {CHROMIUM}")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 def nbconvert(notebook: Path, out_dir: Path) -> Path:
