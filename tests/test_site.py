@@ -130,6 +130,9 @@ def test_chapter_page_links(html, nb_path):
         "the Colab button must open the plain copy (Colab renders no MyST)"
     assert f"https://mybinder.org/v2/gh/gdlab/gdlab-book/main?urlpath=lab/tree/book/{name}.ipynb" in page
     assert f'href="../_sources/book/{name}.ipynb"' in page, "no .ipynb download"
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert "math:" not in text and "Works cited in this chapter" not in text, \
+        "the notebook's generated cells (macros, works cited) must stay out of the page"
     download = nbformat.read(html / "_sources" / "book" / f"{name}.ipynb", as_version=4)
     assert download == gdlab_plain.to_plain(nbformat.read(nb_path, as_version=4), name, BOOK), \
         "the .ipynb download is not the plain notebook of the source"
