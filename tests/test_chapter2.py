@@ -138,6 +138,19 @@ def test_flow_interpolant_matches_a_direct_solution():
 # --- plots and explorer --------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("step, steps", [(0.05, 300), (0.3, 40), (2.0, 10), (8.0, 300)])
+def test_explorer_flow_curve_ends_at_the_flows_loss(step, steps):
+    """The green curve's last point is the flow's loss at t_end = steps * eta, not the cached run's final loss at
+    t = 4 (for eta * lambda = 0.05 and 300 steps the old curve dropped from 0.17 to 2e-19 at its last point)."""
+    setup, eta, _, _, tf, lf, _ = plots._ch02_run("MLP", step, steps)
+    t_end = min(steps * eta, plots._CH02_FLOW_T)
+    direct = flow.gradient_flow(setup.loss_grad, setup.w0, t_end, t_eval=np.array([0.0, t_end]), rtol=1e-10,
+                                atol=1e-12)
+    assert tf[-1] == pytest.approx(steps * eta, rel=1e-12)
+    assert lf[-1] == pytest.approx(direct.loss[-1], rel=1e-3, abs=1e-14)
+    assert np.all(np.diff(lf) <= 1e-12 * lf[:-1] + 1e-15)  # never increases (Result 1.2), up to the round-off floor
+
+
 def test_chapter2_problems_match_the_notebook_set_up():
     problem, w0 = plots.ch02_mlp()
     assert problem.shapes == (4, 32, 2) and problem.x.shape[1] == 3 and w0.size == problem.dim

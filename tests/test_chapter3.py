@@ -40,6 +40,16 @@ def test_idealised_and_rigorous_bounds_are_result_2_2_with_their_constants():
     assert bounds.health_limit_bound(2.0, 3.0, 0.0) == 0.0  # Result 2.1: beta = 0
 
 
+def test_limit_bound_without_health_is_the_initial_loss():
+    """alpha = beta = 0 (every unit dead at initialisation, |b0| = 0): no decay is guaranteed, so the bound is l0, not
+    0 (the old code sent beta = 0 to exp(-inf) whatever alpha). The rigorous bound agrees: |b0|^2 = 0 gives l0."""
+    assert bounds.health_limit_bound(2.0, 0.0, 0.0) == 2.0
+    assert bounds.health_limit_bound(2.0, 0.0, 1.5) == 2.0
+    ra, rb = bounds.rigorous_health_constants(0.0, 4.0)
+    assert bounds.health_limit_bound(2.0, ra, rb) == bounds.rigorous_bound(2.0, 0.0, 4.0) == 2.0
+    np.testing.assert_array_equal(bounds.health_limit_bound(1.0, np.array([0.0, 1.0]), 0.0), [1.0, 0.0])
+
+
 @pytest.mark.parametrize("eps,m,l0", [(1e-3, 2, 1.0), (1e-8, 4, 3.0), (0.5, 1, 0.4), (1e-2, 8, 0.7)])
 def test_width_for_loss_is_the_smallest_width_by_brute_force(eps, m, l0):
     k = bounds.width_for_loss(eps, m, l0)

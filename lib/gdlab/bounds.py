@@ -91,12 +91,13 @@ def health_envelope(t, l0, alpha, beta):
 
 def health_limit_bound(l0, alpha, beta):
     """``l(inf) <= l0 exp(-alpha^3 / (3 beta^2 l0))``: the envelope of :func:`health_envelope` at ``t*`` (Result 2.2).
-    ``beta = 0`` gives 0 (Result 2.1). Arrays broadcast."""
+    ``beta = 0`` gives 0 when ``alpha > 0`` (Result 2.1) and ``l0`` when ``alpha = 0`` too (no health: the loss need
+    not fall at all, as on a draw whose units are all dead at initialisation). Arrays broadcast."""
     l0 = _nonneg("l0", l0)
     alpha = _nonneg("alpha", alpha, positive=False)
     beta = _nonneg("beta", beta, positive=False)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        expo = np.where(beta > 0, alpha**3 / (3.0 * beta**2 * l0), np.inf)
+        expo = np.where(beta > 0, alpha**3 / (3.0 * beta**2 * l0), np.where(alpha > 0, np.inf, 0.0))
         return _out(l0 * np.exp(-expo))
 
 

@@ -491,11 +491,13 @@ def _ch02_run(problem: str, step: float, steps: int):
         tf = np.linspace(0.0, t_end, 241)
         Wf = setup.flow_at(tf)
         lf = np.array([setup.loss_grad(w)[0] for w in Wf])
-    else:  # MLP: the cached records up to t_end; past the cache the flow is held at its last point
+    else:  # MLP: the cached records up to t_end, then the flow's own loss at t_end (interpolated; past the cache
+        # the flow is held at its last point). Not the cache's last loss: that is the loss at t = _CH02_FLOW_T.
         keep = setup.flow_t <= t_end
         tf, lf = setup.flow_t[keep], setup.flow_loss[keep]
         if t_end > tf[-1]:
-            tf, lf = np.append(tf, t_end), np.append(lf, setup.flow_loss[-1])
+            tf = np.append(tf, t_end)
+            lf = np.append(lf, setup.loss_grad(setup.flow_at(np.array([t_end]))[0])[0])
         Wf = setup.flow_at(tf)
     return setup, eta, gd, gap, tf, lf, np.linalg.norm(Wf - setup.w0, axis=1)
 
