@@ -258,3 +258,50 @@ def test_pixel_cached_legend_draws_the_same_pixels_as_a_legend():
     figs[1][0].set_dpi(150)  # another geometry: drawn afresh, not restored from the old pixels
     figs[0][0].set_dpi(150)
     np.testing.assert_array_equal(_pixels(figs[0][0]), _pixels(figs[1][0]))
+
+
+# --- gradient descent on a healthy problem (thm-health-gd) ---------------------------------------------------
+
+
+def _max_step_factor(problem, w0, eta, steps):
+    gd = flow.gradient_descent(problem.loss_grad, w0, eta, steps)
+    live = gd.loss[:-1] > 0
+    return float(np.max(gd.loss[1:][live] / gd.loss[:-1][live]))
+
+
+@pytest.mark.parametrize("eta_L, power", [(0.25, True), (1.0, True), (1.5, False), (1.9, False)])
+def test_gd_health_factor_holds_on_the_chapter2_quadratic_and_its_power(eta_L, power):
+    """The chapter's check, and the same check with the health constant doubled (a wrong alpha): that one fails for
+    the small steps. Near 2/L the check has slack (measured 0.72 and 0.81 against 0.93 and 0.98): a doubled alpha
+    would pass there too, as the chapter says."""
+    quad, w0 = plots.ch02_quadratic()
+    eta = eta_L / quad.L
+    measured = _max_step_factor(quad, w0, eta, 100)
+    assert measured <= bounds.gd_health_factor(2 * quad.mu, quad.L, eta)
+    assert (measured > bounds.gd_health_factor(4 * quad.mu, quad.L, eta)) == power
+
+
+@pytest.mark.parametrize("eta_L", [0.25, 0.5, 1.5, 1.9])
+def test_gd_health_factor_is_exact_on_an_isotropic_quadratic_and_a_wrong_constant_fails(eta_L):
+    """H = L I: f(w_{k+1}) = (1 - eta L)^2 f(w_k) = (1 - 2 L eta (1 - eta L / 2)) f(w_k), an equality; replacing
+    eta L / 2 by eta L / 4 (a wrong constant) gives a factor that the run exceeds."""
+    L = 2.0
+    iso = flow.quadratic_problem([L, L, L], seed=0)
+    eta = eta_L / L
+    measured = _max_step_factor(iso, np.ones(3), eta, 20)
+    assert measured == pytest.approx(bounds.gd_health_factor(2 * L, L, eta), rel=1e-12)
+    wrong = 1 - 2 * L * eta * (1 - eta * L / 4)
+    assert measured > wrong
+
+
+def test_gd_health_factor_range_and_bad_input():
+    assert bounds.gd_health_factor(0.2, 1.0, 1.0) == pytest.approx(0.9)
+    assert bounds.gd_health_factor(2.0, 1.0, 1.0) == pytest.approx(0.0)  # alpha = 2 L at eta = 1 / L
+    assert bounds.gd_health_factor(0.2, 1.0, 2.0) == pytest.approx(1.0)  # eta = 2 / L: no guarantee
+    assert bounds.gd_health_factor(0.2, 1.0, 2.5) > 1.0
+    with pytest.raises(ValueError, match="alpha"):
+        bounds.gd_health_factor(2.5, 1.0, 0.5)  # alpha > 2 L is impossible for an L-smooth f >= 0
+    with pytest.raises(ValueError, match="eta"):
+        bounds.gd_health_factor(0.2, 1.0, 0.0)
+    with pytest.raises(ValueError, match="L"):
+        bounds.gd_health_factor(0.2, -1.0, 0.5)

@@ -71,6 +71,18 @@ def rigorous_health_constants(b0_sq, x_sq) -> tuple:
     return _out(2.0 * b0_sq), _out(4.0 * np.sqrt(b0_sq * x_sq))
 
 
+def gd_health_factor(alpha: float, L: float, eta: float) -> float:
+    """``1 - alpha omega(eta) / L = 1 - alpha eta (1 - eta L / 2)``: one gradient-descent step with step ``eta`` on an
+    L-smooth problem that is healthy with constant ``alpha`` multiplies the loss by at most this factor (chapter 3,
+    the discrete counterpart of Result 2.1; ``omega`` is :func:`descent_omega`). It is below 1 exactly for
+    ``0 < eta < 2 / L`` and smallest, ``1 - alpha / (2 L)``, at ``eta = 1 / L``; a healthy L-smooth ``f >= 0`` has
+    ``alpha <= 2 L``, so it is never negative. ``alpha`` must lie in ``[0, 2 L]``."""
+    L = as_float("L", L)
+    alpha = as_float("alpha", alpha, low=0.0, high=2.0 * L, low_open=False)
+    eta = as_float("eta", eta)
+    return 1.0 - alpha * descent_omega(eta, L) / L
+
+
 def health_envelope(t, l0, alpha, beta):
     """Result 2.2 as a bound on the loss curve: ``l(t) <= l0 exp(g(min(t, t*)))`` with
     ``g(s) = -alpha s + (2/3) beta sqrt(l0) s^{3/2}`` and ``t* = alpha^2 / (beta^2 l0)`` (chapter 3).
