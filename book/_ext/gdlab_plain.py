@@ -327,7 +327,7 @@ def write_downloads(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
     root, outdir = Path(app.srcdir), Path(app.outdir)
-    book = Book.from_sources(root)
+    book = app.gdlab_book
     for path in sorted((root / "book").glob("[0-9][0-9]_*.ipynb")):
         target = outdir / "_sources" / "book" / path.name
         if target.parent.is_dir():
@@ -349,11 +349,16 @@ def colab_opens_plain(app, pagename: str, templatename: str, context: dict, doct
 def on_source_read(app, docname: str, source: list[str]) -> None:
     """``source-read``: links into other chapters become numbered references of the book."""
     if str(app.env.doc2path(docname)).endswith(".ipynb"):
-        book = Book.from_sources(Path(app.srcdir))
-        source[0] = gdlab_cite.rewrite_notebook(source[0], lambda md: cross_links_to_sphinx(md, book))
+        source[0] = gdlab_cite.rewrite_notebook(source[0], lambda md: cross_links_to_sphinx(md, app.gdlab_book))
+
+
+def read_book(app) -> None:
+    """``builder-inited``: index the chapters once per build (labels, titles, macros), for every handler here."""
+    app.gdlab_book = Book.from_sources(Path(app.srcdir))
 
 
 def setup(app) -> dict:
+    app.connect("builder-inited", read_book)
     app.connect("source-read", on_source_read)
     app.connect("build-finished", write_downloads, priority=400)
     app.connect("html-page-context", colab_opens_plain, priority=600)

@@ -497,8 +497,9 @@ def _ch02_run(problem: str, step: float, steps: int):
         tf, lf = setup.flow_t[keep], setup.flow_loss[keep]
         if t_end > tf[-1]:
             tf = np.append(tf, t_end)
-            lf = np.append(lf, setup.loss_grad(setup.flow_at(np.array([t_end]))[0])[0])
         Wf = setup.flow_at(tf)
+        if lf.size < tf.size:
+            lf = np.append(lf, setup.loss_grad(Wf[-1])[0])
     return setup, eta, gd, gap, tf, lf, np.linalg.norm(Wf - setup.w0, axis=1)
 
 
