@@ -305,3 +305,155 @@ def test_gd_health_factor_range_and_bad_input():
         bounds.gd_health_factor(0.2, 1.0, 0.0)
     with pytest.raises(ValueError, match="L"):
         bounds.gd_health_factor(0.2, -1.0, 0.5)
+
+
+# --- the relaxed-health theorem for gradient descent (thm-relaxed-gd) and its power ----------------------------
+
+def _gd_check(shape, eta, draws=300, seed=5, t_end=3.0):
+    m, k, n = shape
+    runs = bounds.one_point_flows(m, k, n, draws, seed=seed, t_max=1e-12)
+    alpha, beta = bounds.rigorous_health_constants(runs.b0_sq, m)
+    gd = bounds.one_point_descent(runs, eta, round(t_end / eta))
+    return gd, alpha, beta
+
+
+@pytest.mark.parametrize("shape,eta", [((2, 16, 2), 1e-3), ((2, 16, 2), 0.1), ((2, 4, 1), 1e-3), ((2, 4, 1), 0.3)])
+def test_relaxed_gd_bound_holds_with_the_measured_rho(shape, eta):
+    gd, alpha, beta = _gd_check(shape, eta)
+    chk = bounds.relaxed_descent_check(gd.loss, gd.grad_sq, gd.dist, eta, alpha, beta)
+    assert chk.holds.sum() >= 20  # the check is not vacuous
+    assert np.all(chk.worst[chk.holds] <= 1.0) and np.all(chk.dist_worst[chk.holds] <= 1.0)
+
+
+def test_relaxed_gd_power_the_flows_envelope_fails_for_gradient_descent():
+    """Dropping the factor rho (rho = 1, the flow's envelope) fails at a large step: the hypothesis matters."""
+    gd, alpha, beta = _gd_check((2, 16, 2), 0.1)
+    ours = bounds.relaxed_descent_check(gd.loss, gd.grad_sq, gd.dist, 0.1, alpha, beta)
+    flow_env = bounds.relaxed_descent_check(gd.loss, gd.grad_sq, gd.dist, 0.1, alpha, beta, rho=1.0)
+    assert np.mean(flow_env.worst[ours.holds] > 1.0) > 0.2
+    assert np.mean(flow_env.dist_worst[ours.holds] > 1.0) > 0.5  # sqrt(t l0) in place of sqrt(t l0 / rho)
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 2), (2, 4, 1)])
+def test_relaxed_gd_power_a_health_constant_1_5_times_too_large_fails(shape):
+    """The bound is nearly an equality over the first steps, so alpha -> 1.5 alpha fails on many runs."""
+    gd, alpha, beta = _gd_check(shape, 1e-3)
+    right = bounds.relaxed_descent_check(gd.loss, gd.grad_sq, gd.dist, 1e-3, alpha, beta)
+    wrong = bounds.relaxed_descent_check(gd.loss, gd.grad_sq, gd.dist, 1e-3, 1.5 * alpha, beta)
+    assert np.all(right.worst[right.holds] <= 1.0)
+    assert np.mean(wrong.worst[wrong.holds] > 1.0) > 0.3
+
+
+def test_relaxed_gd_power_the_idealised_constants_fail_at_finite_time():
+    """With |b0|^2 = k assumed, the GD envelope fails on many draws even at k = 16 (chapter 3, width section)."""
+    runs = bounds.one_point_flows(2, 16, 1, 300, seed=23, t_max=1e-12)
+    gd = bounds.one_point_descent(runs, 1e-3, 1000)
+    ideal = bounds.relaxed_descent_check(gd.loss, gd.grad_sq, gd.dist, 1e-3, *bounds.health_constants(16, 2))
+    assert np.mean(ideal.worst[ideal.holds] > 1.0) > 0.2
+
+
+def test_sufficient_decrease_ratio_on_quadratics():
+    """On an L-smooth quadratic rho >= 1 - eta L / 2, with equality on the top eigenvector; past 2/L it is negative."""
+    quad, w0 = plots.ch02_quadratic()
+    for eta_L in (0.25, 1.0, 1.9):
+        eta = eta_L / quad.L
+        gd = flow.gradient_descent(quad.loss_grad, w0, eta, 60)
+        g = np.array([np.sum(quad.loss_grad(w)[1] ** 2) for w in gd.w])
+        assert bounds.sufficient_decrease_ratio(gd.loss, g, eta) >= 1 - eta_L / 2 - 1e-9
+        top = np.linalg.eigh(quad.H)[1][:, -1]
+        gd_top = flow.gradient_descent(quad.loss_grad, top, eta, 5)
+        g_top = np.array([np.sum(quad.loss_grad(w)[1] ** 2) for w in gd_top.w])
+        assert bounds.sufficient_decrease_ratio(gd_top.loss, g_top, eta) == pytest.approx(1 - eta_L / 2, abs=1e-9)
+    gd = flow.gradient_descent(quad.loss_grad, w0, 2.05 / quad.L, 20)
+    g = np.array([np.sum(quad.loss_grad(w)[1] ** 2) for w in gd.w])
+    assert bounds.sufficient_decrease_ratio(gd.loss, g, 2.05 / quad.L) < 0
+
+
+def test_sufficient_decrease_ratio_leaves_out_unresolved_steps_and_flags_divergence():
+    loss = np.array([[1.0, 1.0], [0.5, 1.0], [0.5, np.nan]])
+    g = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, np.nan]])
+    rho = bounds.sufficient_decrease_ratio(loss, g, 0.5)
+    assert rho[0] == 1.0 and np.isnan(rho[1])
+    assert bounds.sufficient_decrease_ratio(np.array([1.0, 1.0]), np.array([0.0, 0.0]), 0.1) == np.inf
+
+
+def test_health_envelope_with_rho_is_the_flow_envelope_with_scaled_constants():
+    t = np.linspace(0.0, 3.0, 31)
+    for l0, alpha, beta, rho in [(1.0, 8.0, 5.0, 0.3), (2.5, 30.0, 20.0, 0.9)]:
+        np.testing.assert_allclose(bounds.health_envelope(t, l0, alpha, beta, rho),
+                                   bounds.health_envelope(t, l0, rho * alpha, np.sqrt(rho) * beta), rtol=1e-14)
+        t_star = rho * alpha**2 / (beta**2 * l0)
+        assert bounds.health_limit_bound(l0, alpha, beta, rho) == pytest.approx(
+            bounds.health_envelope(t_star, l0, alpha, beta, rho), rel=1e-12)
+    assert bounds.health_envelope(1.0, 1.0, 2.0, 1.0) == bounds.health_envelope(1.0, 1.0, 2.0, 1.0, 1.0)
+
+
+def test_descent_records_gradient_and_distance():
+    runs = bounds.one_point_flows(2, 6, 2, 3, seed=9, t_max=1e-12)
+    gd = bounds.one_point_descent(runs, 0.05, 20)
+    one = bounds.one_point_flows(2, 6, 2, 1, seed=9, t_max=1e-12)
+    gd1 = bounds.one_point_descent(one, 0.05, 20)
+    for i, (run, rec) in enumerate([(runs, gd), (one, gd1)]):
+        problem = nets.MLPProblem(run.x[0], run.q[0], 6)
+        ref = flow.gradient_descent(problem.loss_grad, run.w(0)[0], 0.05, 20)
+        g = np.array([np.sum(problem.loss_grad(w)[1] ** 2) for w in ref.w])
+        np.testing.assert_allclose(rec.grad_sq[:, 0], g, rtol=1e-9, atol=1e-18, err_msg=str(i))
+        np.testing.assert_allclose(rec.dist[:, 0], np.linalg.norm(ref.w - ref.w[0], axis=1), rtol=1e-9, atol=1e-14)
+
+
+# --- tightness of the health inequality, the tail bound, the conserved quantity --------------------------------
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_health_inequality_is_tight_and_a_constant_3_fails(seed):
+    m, k, n = 3, 12, 2
+    x, q = (v[:, 0] for v in nets.mlp_data(m, n, seed=seed))
+    M0 = nets.mlp_init(m, k, n, seed=seed)[0]
+    b0 = np.linalg.norm(np.maximum(M0 @ x, 0.0))
+    for eps in (1e-3, 1e-2, 0.1):
+        ratio, rhs = bounds.net_health_sides(M0, bounds.net_health_tight_point(M0, x, eps), np.zeros((n, k)), x, q)
+        assert ratio - rhs == pytest.approx(2 * m * eps**2, rel=1e-6)
+        assert ratio < rhs + b0 * np.sqrt(m) * eps  # 3 in place of 4: the inequality fails
+
+
+def test_b0_tail_bound_holds_and_a_constant_4_times_larger_fails():
+    r = bounds.one_point_flows(2, 256, 1, 4000, seed=256, t_max=1e-12).b0_sq / 256
+    p = np.mean(r < 0.75)
+    assert p <= bounds.b0_lower_tail_bound(256, 0.25)
+    assert p > bounds.b0_lower_tail_bound(256, 0.25, c=1.0 / 3.0) + 4 * np.sqrt(p / 4000)  # beyond sampling error
+
+
+def test_high_probability_bound_is_the_rigorous_bound_at_the_edge_of_the_event():
+    l0, k, m, delta = 1.3, 16, 2, 0.3
+    assert bounds.high_probability_bound(l0, k, m, delta) == pytest.approx(
+        bounds.rigorous_bound(l0, (1 - delta) * k, m), rel=1e-12)
+
+
+def test_balance_is_conserved_and_the_unweighted_one_is_not():
+    runs = bounds.one_point_flows(3, 6, 2, 5, seed=4, t_max=3.0, t_eval=np.linspace(0, 3.0, 31), rtol=1e-11,
+                                  atol=1e-13)
+    E = bounds.one_point_balance(runs)
+    assert np.max(np.ptp(E, axis=0)) < 1e-7
+    unweighted = np.sum(runs.a**2, axis=2) - np.sum(runs.N**2, axis=(2, 3))
+    assert np.max(np.ptp(unweighted, axis=0)) > 1e-2
+
+
+def test_explorer_says_when_a_bound_is_violated_and_fits_the_range():
+    run = plots.ch03_run(m=2, k=2, n=1, draw=66)
+    assert run.flow_dead and run.flow_loss[-1] > run.idealised
+    fig = plots.health_explorer_figure(m=2, k=2, n=1, draw=66)
+    assert "idealised bound VIOLATED" in " ".join(t.get_text() for t in fig.texts)
+    assert fig.axes[0].get_ylim()[0] > 1e-3  # not a fixed 16-decade axis
+    fig = plots.health_explorer_figure(eta=0.3, steps=100)
+    assert "no GD guarantee" in " ".join(t.get_text() for t in fig.texts)
+
+
+def test_flow_envelope_holds_and_a_health_constant_1_5_times_too_large_fails():
+    """The trajectory check of chapter 3 (loss below the envelope of Result 2.2 with the measured |b0|) and its power:
+    near t = 0 the envelope is nearly tight, so 1.5 alpha fails on almost every draw."""
+    t = np.linspace(0.0, 1.0, 401)
+    runs = bounds.one_point_flows(2, 16, 2, 50, seed=3, t_max=1.0, t_eval=t, rtol=1e-10, atol=1e-14)
+    alpha, beta = bounds.rigorous_health_constants(runs.b0_sq, 2)
+    excess = [np.max((runs.loss - env) / env, axis=0)
+              for env in (bounds.health_envelope(t[:, None], runs.l0, c * alpha, beta) for c in (1.0, 1.5))]
+    assert np.all(excess[0] <= 1e-6)
+    assert np.mean(excess[1] > 1e-6) > 0.8

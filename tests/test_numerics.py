@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gdlab.numerics import fd_grad, hvp_fd, loglog_slope, relative_error, sharpness
+from gdlab.numerics import curvature_along, fd_grad, hessian_fd, hvp_fd, loglog_slope, relative_error, sharpness
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -175,3 +175,30 @@ def test_loglog_slope_bad_inputs():
         loglog_slope([1.0, 2.0, 3.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="x must"):
         loglog_slope([1.0, np.nan], [1.0, 2.0])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# hessian_fd and curvature_along (chapter 2: the constants of the Euler theorems)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_hessian_fd_of_a_quadratic_and_a_quartic():
+    rng = np.random.default_rng(3)
+    A = _sym(rng, 5)
+    np.testing.assert_allclose(hessian_fd(lambda v: A @ v, rng.normal(size=5)), A, atol=1e-9)
+    w = rng.normal(size=3)  # f = sum w_i^4 / 4: Hessian diag(3 w^2)
+    np.testing.assert_allclose(hessian_fd(lambda v: v**3, w), np.diag(3 * w**2), atol=1e-7)
+    with pytest.raises(ValueError, match="h"):
+        hessian_fd(lambda v: v, w, h=-1.0)
+
+
+def test_curvature_along_a_path_of_a_known_quadratic():
+    A = np.diag([-2.0, 1.0, 5.0])
+    W = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    c = curvature_along(lambda w: A, lambda w: A @ w, W)
+    assert np.allclose(c.lmin, -2.0) and np.allclose(c.lmax, 5.0) and np.allclose(c.norm, 5.0)
+    np.testing.assert_allclose(c.hess_grad, [4.0, np.hypot(1.0, 25.0)])
+    with pytest.raises(ValueError, match="callables"):
+        curvature_along(A, lambda w: A @ w, W)
+    with pytest.raises(ValueError, match="W"):
+        curvature_along(lambda w: A, lambda w: A @ w, W[0])

@@ -1,7 +1,9 @@
 """Bounds the book states, as functions, so that notebooks and tests compare them with measured numbers.
 
 Chapter 2: the descent lemma and the iteration bound ``T_eps`` for gradient descent on an L-smooth function
-(:cite:`nesterov2018lectures`, :cite:`golikov2019slides`). Chapter 3 adds the learning-health bounds.
+(:cite:`nesterov2018lectures`, :cite:`golikov2019slides`), and the two bounds on the distance between gradient
+descent and the gradient flow (Euler's method, with the Lipschitz or the one-sided constant). Chapter 3 adds the
+learning-health bounds.
 """
 
 from __future__ import annotations
@@ -38,6 +40,59 @@ def steps_to_stationary_bound(eps: float, L: float, eta: float, f0: float, f_sta
     omega = descent_omega(eta, L)
     # test eta against 2 / L as well: omega can round to a tiny positive number at eta = 2 / L
     return np.inf if omega <= 0 or eta >= 2.0 / L else L * (f0 - f_star) / (eps**2 * omega)
+
+
+def descent_lemma_ratio(loss_grad, w, eta: float, L: float) -> float:
+    """Actual over guaranteed decrease of one gradient step from ``w`` (p,) (chapter 2, the descent lemma):
+    ``(f(w) - f(w - eta grad f(w))) / ((omega(eta) / L) |grad f(w)|^2)`` for ``eta`` in (0, 2/L).
+
+    At least 1 on an L-smooth f; exactly 1 for a quadratic with top eigenvalue L started on its top eigenvector,
+    where the descent lemma is an equality (up to round-off of order ``1e-16 / omega(eta)``).
+    """
+    if not callable(loss_grad):
+        raise ValueError("loss_grad must be a callable w -> (f(w), grad f(w))")
+    w = as_array("w", w, ndim=1)
+    L = as_float("L", L)
+    eta = as_float("eta", eta, high=2.0 / L, high_open=True)
+    f0, g = loss_grad(w)
+    g_sq = float(np.dot(g, g))
+    if g_sq == 0.0:
+        raise ValueError("w must not be a critical point (grad f(w) = 0): there is no decrease to compare")
+    return (f0 - loss_grad(w - eta * g)[0]) / (descent_omega(eta, L) / L * g_sq)
+
+
+def euler_bound(eta: float, t, K: float, L: float):
+    """``K eta / (2 L) (e^{L t} - 1)``: the bound of chapter 2's Euler theorem (thm-euler) on
+    ``|w_k - gamma(t)|`` at ``t = k eta``, for ``grad f`` L-Lipschitz and ``|gamma''| <= K``. ``t`` scalar or array.
+    """
+    eta, K, L = as_float("eta", eta), as_float("K", K, low_open=False), as_float("L", L)
+    t = as_array("t", t)
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0")
+    with np.errstate(over="ignore"):
+        return _out(K * eta / (2.0 * L) * np.expm1(L * t))
+
+
+def euler_one_sided_bound(eta: float, grad_norms, Lam: float, mu: float) -> np.ndarray:
+    """The one-sided Euler bound of chapter 2 (thm-euler-one-sided) at every step: (K+1,) from ``grad_norms`` (K+1,),
+    the norms ``|grad f(w_j)|`` along a gradient-descent run with step ``eta``:
+
+    ``|w_k - gamma(k eta)| <= (Lam eta^2 / 2) e^{max(mu, 0) eta} sum_{j<k} e^{mu (k-1-j) eta} |grad f(w_j)|``,
+
+    for ``|Hess f| <= Lam`` along the iterates' segments and ``lambda_min(Hess f) >= -mu`` between iterates and flow
+    (``mu`` any real; ``mu < 0`` when f is strongly convex). Only ``mu``, not ``Lam``, enters an exponent.
+    """
+    eta = as_float("eta", eta)
+    g = as_array("grad_norms", grad_norms, ndim=1)
+    if g.size == 0 or np.any(g < 0):
+        raise ValueError("grad_norms must be a non-empty 1-D array of norms >= 0")
+    Lam = as_float("Lam", Lam, low_open=False)
+    mu = as_float("mu", mu, low=-np.inf)
+    decay = np.exp(mu * eta)
+    sums = np.zeros(g.size)
+    for k in range(1, g.size):  # S_k = e^{mu eta} S_{k-1} + |grad f(w_{k-1})|
+        sums[k] = decay * sums[k - 1] + g[k - 1]
+    return Lam * eta**2 / 2.0 * np.exp(max(mu, 0.0) * eta) * sums
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -83,34 +138,198 @@ def gd_health_factor(alpha: float, L: float, eta: float) -> float:
     return 1.0 - alpha * descent_omega(eta, L) / L
 
 
-def health_envelope(t, l0, alpha, beta):
+def health_envelope(t, l0, alpha, beta, rho=1.0):
     """Result 2.2 as a bound on the loss curve: ``l(t) <= l0 exp(g(min(t, t*)))`` with
-    ``g(s) = -alpha s + (2/3) beta sqrt(l0) s^{3/2}`` and ``t* = alpha^2 / (beta^2 l0)`` (chapter 3).
+    ``g(s) = -rho alpha s + (2/3) sqrt(rho) beta sqrt(l0) s^{3/2}`` and ``t* = rho alpha^2 / (beta^2 l0)`` (chapter 3).
 
-    ``l0 exp(g(t))`` itself bounds ``l(t)``; since ``l`` never increases, so does its smallest value over
-    ``[0, t]``, which is attained at ``min(t, t*)`` (``g`` falls up to ``t*`` and rises after). Arrays broadcast;
-    ``beta = 0`` gives Result 2.1, ``l0 exp(-alpha t)``.
+    ``rho = 1`` (the default) is the gradient flow: ``l0 exp(g(t))`` itself bounds ``l(t)``; since ``l`` never
+    increases, so does its smallest value over ``[0, t]``, which is attained at ``min(t, t*)`` (``g`` falls up to
+    ``t*`` and rises after). ``rho`` in ``(0, inf)`` is gradient descent with step ``eta`` at time ``t = k eta`` whose
+    steps all satisfy the sufficient-decrease condition ``f(w_{j+1}) <= f(w_j) - rho eta |grad f(w_j)|^2`` (chapter 3,
+    the relaxed-health theorem for gradient descent; :func:`sufficient_decrease_ratio` measures ``rho``). It is the
+    flow's envelope with ``alpha -> rho alpha`` and ``beta -> sqrt(rho) beta``. Arrays broadcast; ``beta = 0`` gives
+    Result 2.1, ``l0 exp(-rho alpha t)``.
     """
     t = _nonneg("t", t, positive=False)
     l0 = _nonneg("l0", l0)
     alpha = _nonneg("alpha", alpha, positive=False)
     beta = _nonneg("beta", beta, positive=False)
+    rho = _nonneg("rho", rho)
+    alpha, beta = rho * alpha, np.sqrt(rho) * beta
     with np.errstate(divide="ignore", invalid="ignore"):
         t_star = np.where(beta > 0, alpha**2 / (beta**2 * l0), np.inf)
     s = np.minimum(t, t_star)
     return _out(l0 * np.exp(-alpha * s + (2.0 / 3.0) * beta * np.sqrt(l0) * s**1.5))
 
 
-def health_limit_bound(l0, alpha, beta):
-    """``l(inf) <= l0 exp(-alpha^3 / (3 beta^2 l0))``: the envelope of :func:`health_envelope` at ``t*`` (Result 2.2).
-    ``beta = 0`` gives 0 when ``alpha > 0`` (Result 2.1) and ``l0`` when ``alpha = 0`` too (no health: the loss need
-    not fall at all, as on a draw whose units are all dead at initialisation). Arrays broadcast."""
+def health_limit_bound(l0, alpha, beta, rho=1.0):
+    """``l(inf) <= l0 exp(-rho^2 alpha^3 / (3 beta^2 l0))``: the envelope of :func:`health_envelope` at ``t*``
+    (Result 2.2 for ``rho = 1``, the flow; for gradient descent whose steps satisfy the sufficient-decrease condition
+    with constant ``rho``, it bounds ``f(w_k)`` once ``k eta >= t*``). ``beta = 0`` gives 0 when ``alpha > 0``
+    (Result 2.1) and ``l0`` when ``alpha = 0`` too (no health: the loss need not fall at all, as on a draw whose units
+    are all dead at initialisation). Arrays broadcast."""
     l0 = _nonneg("l0", l0)
     alpha = _nonneg("alpha", alpha, positive=False)
     beta = _nonneg("beta", beta, positive=False)
+    rho = _nonneg("rho", rho)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        expo = np.where(beta > 0, alpha**3 / (3.0 * beta**2 * l0), np.where(alpha > 0, np.inf, 0.0))
+        expo = np.where(beta > 0, rho**2 * alpha**3 / (3.0 * beta**2 * l0), np.where(alpha > 0, np.inf, 0.0))
         return _out(l0 * np.exp(-expo))
+
+
+def sufficient_decrease_ratio(loss, grad_sq, eta, floor=0.0, resolution=1e-12, upto=None):
+    """The largest ``rho`` with ``f(w_{j+1}) <= f(w_j) - rho eta |grad f(w_j)|^2`` at every recorded step (chapter 3).
+
+    ``loss`` (K+1, ...) and ``grad_sq`` (K+1, ...) are ``f(w_j)`` and ``|grad f(w_j)|^2`` along a gradient-descent run
+    with step ``eta``; the result has the trailing shape. Left out are the steps that start with ``loss <= floor``
+    (a loss at round-off level, whose differences are noise) and those whose first-order decrease
+    ``eta |grad f|^2`` is at most ``resolution * f(w_j)``: float64 cannot tell their sign (a critical point, where
+    the condition holds for every ``rho``, is one of them); ``inf`` when no step is left. The descent lemma gives
+    ``rho >= 1 - eta L / 2`` on an L-smooth function; ``rho <= 0`` means that some step did not decrease the loss,
+    and ``NaN`` that the run diverged (NaN records). ``upto`` (int, or ints of the trailing shape): use only the steps
+    ``j < upto`` (default: all).
+    """
+    loss, grad_sq = np.asarray(loss, dtype=float), np.asarray(grad_sq, dtype=float)  # NaN: a diverged run
+    if loss.ndim == 0 or loss.shape[0] < 2:
+        raise ValueError(f"loss must have at least 2 records along its first axis; got shape {loss.shape}")
+    if grad_sq.shape != loss.shape:
+        raise ValueError(f"grad_sq must have the shape of loss, {loss.shape}; got {grad_sq.shape}")
+    eta = as_float("eta", eta)
+    floor = as_float("floor", floor, low=0.0, low_open=False)
+    resolution = as_float("resolution", resolution, low=0.0, low_open=False, high=1.0)
+    f, g = loss[:-1], grad_sq[:-1]
+    with np.errstate(invalid="ignore"):
+        used = ~((eta * g <= resolution * f) | (f <= floor))  # NaN records stay in: a diverged run gives NaN
+    if upto is not None:
+        j = np.arange(f.shape[0]).reshape((-1,) + (1,) * (f.ndim - 1))
+        used &= j < np.asarray(upto)
+    with np.errstate(invalid="ignore"):
+        ratio = np.where(used, (f - loss[1:]) / (eta * np.where(used, g, 1.0)), np.inf)
+    return _out(np.min(ratio, axis=0))
+
+
+class RelaxedDescentCheck(NamedTuple):
+    """The relaxed-health theorem for gradient descent confronted with ``B`` runs (chapter 3); all fields (B,).
+
+    ``rho``: the measured sufficient-decrease constant (:func:`sufficient_decrease_ratio`; NaN: diverged).
+    ``holds``: the theorem applies (``rho > 0``, every measured step decreased the loss, and ``alpha > 0``).
+    ``worst``: the largest ``f(w_k) / bound_k`` over the compared steps ``1 <= k <= K`` (``<= 1``: the bound holds;
+    NaN where the theorem does not apply). ``K`` is the first step whose loss is at or below ``floor * l0``, or the
+    last step: later steps are not compared, because the hypothesis was not measured on them.
+    ``dist_worst``: the largest ``|w_k - w_0| / sqrt(k eta l0 / rho)`` over the same steps (``<= 1``: the distance
+    bound holds).  ``compared``: ``K``.
+    """
+
+    rho: np.ndarray
+    holds: np.ndarray
+    worst: np.ndarray
+    dist_worst: np.ndarray
+    compared: np.ndarray
+
+
+def relaxed_descent_check(loss, grad_sq, dist, eta, alpha, beta, *, rho=None, floor=1e-20) -> RelaxedDescentCheck:
+    """Check ``f(w_k) <= l0 exp(g(min(k eta, t*)))`` (:func:`health_envelope` with ``rho``) and
+    ``|w_k - w0| <= sqrt(k eta l0 / rho)`` along ``B`` gradient-descent runs (chapter 3).
+
+    ``loss``, ``grad_sq``, ``dist`` (K+1, B): ``f(w_k)``, ``|grad f(w_k)|^2``, ``|w_k - w_0|`` (as recorded by
+    :func:`one_point_descent`); ``alpha``, ``beta`` (B,) or scalars: relaxed-health constants of each run. ``rho``:
+    the sufficient-decrease constant; ``None`` (default) measures it on each run (the theorem's hypothesis). Passing
+    a constant instead tests a claim the theorem does not make (``rho = 1`` is the flow's envelope). ``floor``
+    (relative to ``l0``): losses at or below it are round-off level and end the comparison (see
+    :class:`RelaxedDescentCheck`).
+    """
+    loss, grad_sq, dist = (np.asarray(v, dtype=float) for v in (loss, grad_sq, dist))
+    if loss.ndim != 2 or loss.shape[0] < 2 or grad_sq.shape != loss.shape or dist.shape != loss.shape:
+        raise ValueError(f"loss, grad_sq and dist must have one shape (K+1, B) with K >= 1; got {loss.shape}, "
+                         f"{grad_sq.shape}, {dist.shape}")
+    eta = as_float("eta", eta)
+    floor = as_float("floor", floor, low=0.0, low_open=False, high=1.0)
+    B = loss.shape[1]
+    l0 = _nonneg("loss[0]", loss[0])
+    alpha = np.broadcast_to(_nonneg("alpha", alpha, positive=False), (B,))
+    beta = np.broadcast_to(_nonneg("beta", beta, positive=False), (B,))
+    k = np.arange(loss.shape[0])
+    with np.errstate(invalid="ignore"):
+        low = loss <= floor * l0
+    K = np.where(low.any(axis=0), np.argmax(low, axis=0), loss.shape[0] - 1)
+    rho_b = sufficient_decrease_ratio(loss, grad_sq, eta, upto=K) if rho is None \
+        else np.full(B, as_float("rho", rho))
+    finite = np.all(np.isfinite(np.where(k[:, None] <= K, loss, 0.0)), axis=0)
+    with np.errstate(invalid="ignore"):
+        holds = (rho_b > 0) & (rho_b < np.inf) & (alpha > 0) & finite
+    r = np.where(holds, rho_b, 1.0)
+    t = eta * k[1:, None]
+    compared = (k[1:, None] <= K) & holds
+    with np.errstate(invalid="ignore", over="ignore"):
+        env = health_envelope(np.broadcast_to(t, compared.shape), l0, alpha, beta, r)
+        worst = np.max(np.where(compared, loss[1:] / env, -np.inf), axis=0)
+        dist_worst = np.max(np.where(compared, dist[1:] / np.sqrt(t * l0 / r), -np.inf), axis=0)
+    worst, dist_worst = np.where(holds, worst, np.nan), np.where(holds, dist_worst, np.nan)
+    return RelaxedDescentCheck(rho_b, holds, worst, dist_worst, K)
+
+
+def net_health_sides(M0, M, N, x, q, N0=None) -> tuple[float, float]:
+    """Both sides of the gradient-health inequality of the one-point network (chapter 3) at ``w = (M, N)``:
+    ``|grad f(w)|^2 / f(w)`` (from :func:`gdlab.nets.mlp_grad`) and ``2 |b0|^2 - 4 |b0| |x| |w - w0|`` with
+    ``w0 = (M0, N0)`` (``N0 = None``: ``N0 = N``). ``M0``, ``M`` (k, m); ``N``, ``N0`` (n, k); ``x`` (m,); ``q`` (n,);
+    ``f(w)`` must be positive."""
+    from .nets import mlp_grad
+
+    N0 = N if N0 is None else N0
+    g = mlp_grad(M, N, x, q)
+    if not g.loss > 0:
+        raise ValueError(f"the loss at (M, N) must be > 0 for the health ratio; got {g.loss!r}")
+    x = as_array("x", x, ndim=1)
+    b0 = np.linalg.norm(np.maximum(as_array("M0", M0, shape=M.shape) @ x, 0.0))
+    dist = np.sqrt(np.sum((M - M0) ** 2) + np.sum((N - as_array("N0", N0, shape=N.shape)) ** 2))
+    ratio = (np.sum(g.dM**2) + np.sum(g.dN**2)) / g.loss
+    return float(ratio), float(2.0 * b0**2 - 4.0 * b0 * np.linalg.norm(x) * dist)
+
+
+def net_health_tight_point(M0, x, eps):
+    """A first layer ``M = M0 - eps u x^T / |x|`` with ``u = b0 / |b0|`` (chapter 3): with ``N = N0 = 0`` the
+    gradient-health inequality is an equality up to ``2 |x|^2 eps^2`` for ``eps |x| <= |b0|``: the move scales every
+    active entry of ``a0 = M0 x`` by ``1 - eps |x| / |b0|``, so ``|b| = |b0| - eps |x|``, while ``N = 0`` makes
+    ``M^ = 0``. ``M0`` (k, m) with ``b0 != 0``, ``x`` (m,), ``eps >= 0``; returns (k, m)."""
+    M0 = as_array("M0", M0, ndim=2)
+    x = as_array("x", x, shape=(M0.shape[1],))
+    eps = as_float("eps", eps, low=0.0, low_open=False)
+    b0 = np.maximum(M0 @ x, 0.0)
+    if not np.any(b0 > 0):
+        raise ValueError("M0 must have at least one active unit (b0 = relu(M0 x) != 0)")
+    return M0 - eps * np.outer(b0 / np.linalg.norm(b0), x) / np.linalg.norm(x)
+
+
+def b0_lower_tail_bound(k, delta, c=1.0 / 12.0):
+    """``P(|b0|^2 < (1 - delta) k) <= exp(-c k delta^2)`` with ``c = 1/12`` for He initialisation (chapter 3):
+    the Chernoff bound for a sum of ``k`` independent non-negative ``b_i^2`` with mean 1 and ``E[b_i^4] = 6``.
+    ``c`` is a parameter only so that tests can try a wrong constant. Arrays broadcast."""
+    k = _nonneg("k", k)
+    delta = as_array("delta", delta)
+    if np.any((delta <= 0) | (delta >= 1)):
+        raise ValueError(f"delta must lie in (0, 1); got {delta!r}")
+    c = as_float("c", c)
+    return _out(np.exp(-c * k * delta**2))
+
+
+def high_probability_bound(l0, k, m, delta):
+    """``l(inf) <= l0 exp(-(1 - delta)^2 k^2 / (6 m l0))`` (chapter 3): the rigorous bound on the event
+    ``|b0|^2 >= (1 - delta) k``, which has probability at least ``1 - exp(-k delta^2 / 12)``
+    (:func:`b0_lower_tail_bound`). Arrays broadcast."""
+    l0, k, m = _nonneg("l0", l0), _nonneg("k", k), _nonneg("m", m)
+    delta = as_array("delta", delta)
+    if np.any((delta <= 0) | (delta >= 1)):
+        raise ValueError(f"delta must lie in (0, 1); got {delta!r}")
+    return _out(l0 * np.exp(-((1.0 - delta) ** 2) * k**2 / (6.0 * m * l0)))
+
+
+def one_point_balance(runs: OnePointRuns) -> np.ndarray:
+    """``E = |a|^2 / m - |N|^2`` at every record of ``runs``, (T, B) (chapter 3). The flow on one data point conserves
+    it: ``d|a|^2/dt = -2 m y^ . y`` and ``d|N|^2/dt = -2 y^ . y`` (a unit with ``a_j <= 0`` has ``a^_j = 0`` and
+    ``b_j = 0``)."""
+    if not isinstance(runs, OnePointRuns):
+        raise ValueError("runs must be a OnePointRuns returned by one_point_flows")
+    return np.sum(runs.a**2, axis=2) / runs.m - np.sum(runs.N**2, axis=(2, 3))
 
 
 def idealised_bound(l0, k, m):
@@ -460,10 +679,14 @@ def one_point_outcomes(m: int, k: int, n: int, draws: int, seed, *, courant: flo
 
 
 class OnePointDescent(NamedTuple):
-    """Gradient descent on the draws of a :class:`OnePointRuns`: ``loss`` (steps + 1, B) (NaN after divergence) and
-    ``diverged_at`` (B,) the step at which the loss became non-finite or exceeded ``1e6 (1 + l0)`` (-1: never)."""
+    """Gradient descent on the draws of a :class:`OnePointRuns` (chapter 3), recorded at every step (NaN after
+    divergence): ``loss``, ``grad_sq`` and ``dist`` (steps + 1, B) are ``f(w_j)``, ``|grad f(w_j)|^2`` and
+    ``|w_j - w_0|``; ``diverged_at`` (B,) is the step at which the loss became non-finite or exceeded
+    ``1e6 (1 + l0)`` (-1: never)."""
 
     loss: np.ndarray
+    grad_sq: np.ndarray
+    dist: np.ndarray
     diverged_at: np.ndarray
 
 
@@ -479,8 +702,9 @@ def one_point_descent(runs: OnePointRuns, eta: float, steps: int) -> OnePointDes
     eta = as_float("eta", eta)
     steps = as_int("steps", steps)
     a, N, q, m = runs.a[0].copy(), runs.N[0].copy(), runs.q, runs.m
+    a0, N0 = runs.a[0], runs.N[0]
     B = a.shape[0]
-    losses = np.full((steps + 1, B), np.nan)
+    rec = np.full((3, steps + 1, B), np.nan)  # loss, grad_sq, dist
     limit = 1e6 * (1.0 + runs.l0)
     div = np.full(B, -1)
     alive = np.ones(B, dtype=bool)
@@ -488,34 +712,39 @@ def one_point_descent(runs: OnePointRuns, eta: float, steps: int) -> OnePointDes
         return _one_point_descent_single(a[0], N[0], q[0], m, eta, steps, float(limit[0]))
     with np.errstate(all="ignore"):
         for s in range(steps + 1):
-            b, y_hat, a_hat, loss, _ = _one_point_fields(a, N, q, m, False)
+            b, y_hat, a_hat, loss, grad_sq = _one_point_fields(a, N, q, m)
             bad = alive & ~(loss <= limit)
             div[bad] = s
             alive &= ~bad
-            losses[s, alive] = loss[alive]
+            dist = np.sqrt(np.sum((a - a0) ** 2, axis=1) / m + np.sum((N - N0) ** 2, axis=(1, 2)))
+            for r, v in zip(rec, (loss, grad_sq, dist), strict=True):
+                r[s, alive] = v[alive]
             if s == steps or not alive.any():
                 break
             a = a - eta * m * a_hat
             N = N - eta * y_hat[:, :, None] * b[:, None, :]
-    return OnePointDescent(loss=losses, diverged_at=div)
+    return OnePointDescent(*rec, diverged_at=div)
 
 
 def _one_point_descent_single(a, N, q, m, eta, steps, limit) -> OnePointDescent:
     """:func:`one_point_descent` for one draw: ``a`` (k,), ``N`` (n, k), ``q`` (n,)."""
-    losses = np.full((steps + 1, 1), np.nan)
+    rec = np.full((3, steps + 1, 1), np.nan)  # loss, grad_sq, dist
+    a0, N0 = a, N
     div = -1
     with np.errstate(all="ignore"):
         for s in range(steps + 1):
             b = np.maximum(a, 0.0)
             y_hat = N @ b - q
-            loss = 0.5 * float(y_hat @ y_hat)
-            if not loss <= limit:
+            y_sq = float(y_hat @ y_hat)
+            if not 0.5 * y_sq <= limit:
                 div = s
                 break
-            losses[s, 0] = loss
+            a_hat = (a > 0.0) * (y_hat @ N)
+            da, dN = a - a0, N - N0
+            rec[:, s, 0] = (0.5 * y_sq, m * float(a_hat @ a_hat) + y_sq * float(b @ b),
+                            np.sqrt(float(da @ da) / m + float(np.sum(dN * dN))))
             if s == steps:
                 break
-            a_hat = (a > 0.0) * (y_hat @ N)
             a = a - (eta * m) * a_hat
             N = N - eta * np.outer(y_hat, b)
-    return OnePointDescent(loss=losses, diverged_at=np.array([div]))
+    return OnePointDescent(*rec, diverged_at=np.array([div]))

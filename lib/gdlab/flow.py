@@ -375,11 +375,15 @@ def flow_identities(traj: Trajectory) -> FlowIdentities:
 class FlowGap:
     """Distance between gradient-descent iterates and the flow at equal times ``t_k = k eta`` (chapter 2).
 
-    ``eta`` (E,) step sizes, ``gap`` (E,) ``max_k |w_k - gamma(k eta)|`` over ``k eta <= t_max``.
+    ``eta`` (E,) step sizes, ``gap`` (E,) ``max_k |w_k - gamma(k eta)|`` over ``k eta <= t_max``; ``runs`` the E
+    gradient-descent Trajectories and ``distances`` the E arrays (K_e + 1,) of ``|w_k - gamma(k eta)|``, k = 0..K_e,
+    that the maxima are taken over (to compare with a bound step by step).
     """
 
     eta: np.ndarray
     gap: np.ndarray
+    runs: tuple = ()
+    distances: tuple = ()
 
 
 def gd_flow_gap(loss_grad: LossGrad, w0, etas, t_max: float, *, rtol: float = 1e-11, atol: float = 1e-13) -> FlowGap:
@@ -395,12 +399,16 @@ def gd_flow_gap(loss_grad: LossGrad, w0, etas, t_max: float, *, rtol: float = 1e
     steps = [max(1, int(np.floor(t_max / eta + 1e-9))) for eta in etas]
     times = np.unique(np.concatenate([np.arange(n + 1) * eta for n, eta in zip(steps, etas, strict=True)]))
     flow = gradient_flow(loss_grad, w0, float(times[-1]), t_eval=times, rtol=rtol, atol=atol)
-    gaps = []
+    gaps, runs, distances = [], [], []
     for n, eta in zip(steps, etas, strict=True):
         gd = gradient_descent(loss_grad, w0, float(eta), n)
         idx = np.searchsorted(flow.t, np.arange(n + 1) * eta - 1e-12 * eta)
-        gaps.append(np.inf if gd.diverged else float(np.max(np.linalg.norm(gd.w - flow.w[idx], axis=1))))
-    return FlowGap(eta=etas, gap=np.array(gaps))
+        with np.errstate(all="ignore"):
+            dist = np.linalg.norm(gd.w - flow.w[idx[: gd.w.shape[0]]], axis=1)  # a diverged run stops early
+        gaps.append(np.inf if gd.diverged else float(np.max(dist)))
+        runs.append(gd)
+        distances.append(dist)
+    return FlowGap(eta=etas, gap=np.array(gaps), runs=tuple(runs), distances=tuple(distances))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -529,6 +537,49 @@ def switch_mask(traj: Trajectory, pattern: Callable[[np.ndarray], np.ndarray]) -
         mask[0] |= bool(np.any(changed[:2]))
         mask[-1] |= bool(np.any(changed[-2:]))
     return mask
+
+
+@dataclass(frozen=True)
+class RateResiduals:
+    """Result 1.2 measured at several record spacings of one flow solution (chapter 2, :func:`rate_residuals`).
+
+    ``spacing`` (S,) record spacings h, coarsest first; ``median`` (S,) median of the relative residual
+    ``|l'(t) + |grad f|^2| / |grad f|^2`` over the records away from kinks; ``kink_max`` (S,) its largest value at
+    the flagged records (NaN if none); ``n_flagged`` (S,) their number. ``t``, ``relative`` and ``flagged`` hold, per
+    spacing, the record times, relative residuals and kink flags (arrays (T_s,)), for plotting.
+    """
+
+    spacing: np.ndarray
+    median: np.ndarray
+    kink_max: np.ndarray
+    n_flagged: np.ndarray
+    t: tuple
+    relative: tuple
+    flagged: tuple
+
+
+def rate_residuals(traj: Trajectory, everies, pattern: Callable[[np.ndarray], np.ndarray]) -> RateResiduals:
+    """The finite-difference residual of Result 1.2 on ``traj`` thinned by each of ``everies`` (chapter 2).
+
+    ``l'`` comes from second-order differences of the recorded loss (:func:`flow_identities`), so away from ReLU
+    kinks the residual is the difference quotient's error, O(h^2) for spacing h; records whose stencil contains a
+    change of ``pattern`` (:func:`switch_mask`) are flagged and left out of the median: there ``l'`` jumps.
+    """
+    everies = sorted((as_int("everies", e) for e in np.atleast_1d(everies)), reverse=True)
+    if not everies:
+        raise ValueError("everies must hold at least one positive integer")
+    out = {key: [] for key in ("spacing", "median", "kink_max", "n_flagged", "t", "relative", "flagged")}
+    for every in everies:
+        thin = thin_trajectory(traj, every)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.abs(flow_identities(thin).rate_residual) / thin.grad_norm**2
+        flagged = switch_mask(thin, pattern)
+        for key, value in (("spacing", thin.t[1] - thin.t[0]), ("median", np.median(rel[~flagged])),
+                           ("kink_max", rel[flagged].max() if flagged.any() else np.nan),
+                           ("n_flagged", int(flagged.sum())), ("t", thin.t), ("relative", rel), ("flagged", flagged)):
+            out[key].append(value)
+    return RateResiduals(*(np.array(out[key]) for key in ("spacing", "median", "kink_max", "n_flagged")),
+                         *(tuple(out[key]) for key in ("t", "relative", "flagged")))
 
 
 def steps_to_stationary(traj: Trajectory, eps: float) -> int | None:

@@ -193,15 +193,35 @@ def landscape_grid(landscape: Landscape, n: int = 161) -> Grid:
     return Grid(xs, ys, landscape.f(W), health_ratio(landscape, W))
 
 
-def lipschitz_on_box(landscape: Landscape, n: int = 201, h: float = 1e-5) -> float:
-    """Estimate ``L = max |Hess f|_2`` over the landscape's box on an ``n x n`` grid (finite-difference Hessians)."""
-    n = as_int("n", n, low=2)
+def _box_points(landscape: Landscape, n: int) -> np.ndarray:
+    """An ``n x n`` grid covering the landscape's box, as points of shape (n, n, 2)."""
     x0, x1, y0, y1 = landscape.box
-    W = np.stack(np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n)), axis=-1)
-    cols = [(landscape.grad(W + h * e) - landscape.grad(W - h * e)) / (2 * h) for e in np.eye(2)]
-    H = np.stack(cols, axis=-1)
-    H = 0.5 * (H + np.swapaxes(H, -1, -2))
-    return float(np.max(np.abs(np.linalg.eigvalsh(H))))
+    return np.stack(np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n)), axis=-1)
+
+
+def hessian(landscape: Landscape, w, h: float = 1e-5) -> np.ndarray:
+    """``Hess f(w)`` at points ``w`` (..., 2) -> (..., 2, 2), by central differences of ``landscape.grad`` (chapter 1).
+
+    Step ``h``: truncation error O(h^2) plus round-off O(eps / h), about 1e-10 for these surfaces at the default.
+    The result is symmetrised.
+    """
+    if not isinstance(landscape, Landscape):
+        raise ValueError(f"landscape must be a Landscape (see get_landscape); got {type(landscape).__name__}")
+    w = as_array("w", w)
+    if w.shape[-1:] != (2,):
+        raise ValueError(f"w must have shape (..., 2); got {w.shape}")
+    h = as_float("h", h, high=1e-2)
+    H = np.stack([(landscape.grad(w + h * e) - landscape.grad(w - h * e)) / (2 * h) for e in np.eye(2)], axis=-1)
+    return 0.5 * (H + np.swapaxes(H, -1, -2))
+
+
+def lipschitz_on_box(landscape: Landscape, n: int = 201, h: float = 1e-5) -> float:
+    """Estimate ``L = max |Hess f|_2`` over the landscape's box on an ``n x n`` grid (finite-difference Hessians).
+
+    A *global* constant (chapter 1): on the box, every step with ``eta < 2 / L`` decreases ``f`` (descent lemma).
+    """
+    n = as_int("n", n, low=2)
+    return float(np.max(np.abs(np.linalg.eigvalsh(hessian(landscape, _box_points(landscape, n), h)))))
 
 
 class HessianMin(NamedTuple):
@@ -214,21 +234,66 @@ class HessianMin(NamedTuple):
 def hessian_min_eig_on_box(landscape: Landscape, n: int = 201, h: float = 1e-5) -> HessianMin:
     """Smallest eigenvalue of ``Hess f`` over an ``n x n`` grid covering the landscape's box (chapter 1).
 
-    The Hessian at each grid point (n, n, 2, 2) is formed by central differences of ``landscape.grad`` with step
-    ``h`` (error O(h^2) plus round-off O(eps / h)) and symmetrised. A negative ``value`` certifies that ``f`` is
-    not convex (a C^2 function is convex exactly when its Hessian is positive semi-definite everywhere).
+    The Hessian at each grid point (n, n, 2, 2) comes from :func:`hessian` (central differences of
+    ``landscape.grad`` with step ``h``, error O(h^2) plus round-off O(eps / h)). A negative ``value`` certifies that
+    ``f`` is not convex (a C^2 function is convex exactly when its Hessian is positive semi-definite everywhere).
     """
     if not isinstance(landscape, Landscape):
         raise ValueError(f"landscape must be a Landscape (see get_landscape); got {type(landscape).__name__}")
     n = as_int("n", n, low=2)
-    h = as_float("h", h, high=1e-2)
-    x0, x1, y0, y1 = landscape.box
-    W = np.stack(np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n)), axis=-1)
-    cols = [(landscape.grad(W + h * e) - landscape.grad(W - h * e)) / (2 * h) for e in np.eye(2)]
-    H = np.stack(cols, axis=-1)
-    lam = np.linalg.eigvalsh(0.5 * (H + np.swapaxes(H, -1, -2)))[..., 0]
+    W = _box_points(landscape, n)
+    lam = np.linalg.eigvalsh(hessian(landscape, W, h))[..., 0]
     i, j = np.unravel_index(np.argmin(lam), lam.shape)
     return HessianMin(float(lam[i, j]), W[i, j].copy())
+
+
+def critical_point(landscape: Landscape, w0, n_iter: int = 30) -> np.ndarray:
+    """Newton's method ``w <- w - Hess f(w)^{-1} grad f(w)`` from ``w0`` (2,) for ``n_iter`` steps (chapter 1).
+
+    Polishes a point found by gradient descent (typically 1e-6 away) into the critical point next to it, to
+    round-off. Raises ValueError if a Hessian is singular or the gradient at the result is not below 1e-12.
+    """
+    w = as_array("w0", w0, shape=(2,)).copy()
+    n_iter = as_int("n_iter", n_iter)
+    for _ in range(n_iter):
+        try:
+            w = w - np.linalg.solve(hessian(landscape, w), landscape.grad(w))
+        except np.linalg.LinAlgError as err:
+            raise ValueError(f"w0 leads Newton's method to a singular Hessian at {w}") from err
+    if not np.all(np.isfinite(w)) or np.linalg.norm(landscape.grad(w)) >= 1e-12:
+        raise ValueError(f"w0 = {w0} does not lead Newton's method to a critical point in {n_iter} steps")
+    return w
+
+
+class LocalStability(NamedTuple):
+    """Linear stability of gradient descent at a point ``w_star`` (2,) (chapter 1).
+
+    ``eigenvalues`` (2,): of ``Hess f(w_star)``, ascending; ``limit``: the local stability limit
+    ``2 / lambda_max`` (``inf`` if ``lambda_max <= 0``). Near a minimum, one step of size ``eta`` maps the error
+    ``e = w - w_star`` to about ``(I - eta H) e``: for ``eta < limit`` every factor ``|1 - eta lambda_i|`` is below 1
+    (when ``lambda_min > 0``), and :meth:`rate` is the contraction per step; above ``limit`` the top factor exceeds 1.
+    """
+
+    w_star: np.ndarray
+    eigenvalues: np.ndarray
+    limit: float
+
+    def rate(self, eta: float) -> float:
+        """``max_i |1 - eta lambda_i|``: the predicted contraction of ``|w_k - w_star|`` per step near ``w_star``."""
+        eta = as_float("eta", eta)
+        return float(np.max(np.abs(1.0 - eta * self.eigenvalues)))
+
+
+def local_stability(landscape: Landscape, w_star, h: float = 1e-5) -> LocalStability:
+    """Eigenvalues of ``Hess f(w_star)`` (:func:`hessian`) and the local limit ``2 / lambda_max`` (chapter 1).
+
+    ``w_star`` (2,) is meant to be a minimum; unlike ``2 / L`` with ``L`` from :func:`lipschitz_on_box` (a global
+    bound that guarantees descent from anywhere in the box), this limit decides only whether gradient descent can
+    converge to ``w_star`` from nearby.
+    """
+    w_star = as_array("w_star", w_star, shape=(2,))
+    lam = np.linalg.eigvalsh(hessian(landscape, w_star, h))
+    return LocalStability(w_star.copy(), lam, float(2.0 / lam[-1]) if lam[-1] > 0 else np.inf)
 
 
 class Paths(NamedTuple):
@@ -269,6 +334,125 @@ def descent_paths(landscape: Landscape, starts, eta: float, n_steps: int, max_lo
     return Paths(W, F, diverged_at)
 
 
+def inside_box(landscape: Landscape, paths: Paths) -> np.ndarray:
+    """(S,) bool: every iterate of start i in ``paths`` lies in the landscape's box (chapter 1).
+
+    The box is where :func:`lipschitz_on_box` bounds the Hessian, so this is the hypothesis under which its ``L``
+    applies to the run.
+    """
+    if not isinstance(paths, Paths):
+        raise ValueError(f"paths must be a Paths result of descent_paths; got {type(paths).__name__}")
+    x0, x1, y0, y1 = landscape.box
+    x, y = paths.w[..., 0], paths.w[..., 1]
+    return np.all((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1), axis=0)
+
+
+def descent_lemma_ratio(landscape: Landscape, paths: Paths, eta: float, L: float, floor: float = 1e-8) -> float:
+    """Smallest ratio, over all steps of ``paths``, of the actual decrease to the one the descent lemma guarantees.
+
+    For every step k of every start that has not diverged: ``(f(w_k) - f(w_{k+1})) / (eta (1 - eta L / 2)
+    |grad f(w_k)|^2)`` (chapter 1; chapter 2 proves the lemma when ``L`` bounds the Hessian on the step's segment and
+    ``0 < eta < 2 / L``). The lemma holds on the run exactly when the result is at least 1; it equals 1 for a step
+    along an eigenvector of curvature ``L`` of a quadratic. Steps whose guaranteed decrease is below ``floor`` are
+    left out: there the round-off of ``f`` (about 1e-16 f) could decide the ratio. Returns NaN if no step is left.
+    """
+    if not isinstance(paths, Paths):
+        raise ValueError(f"paths must be a Paths result of descent_paths; got {type(paths).__name__}")
+    L = as_float("L", L)
+    eta = as_float("eta", eta, high=2.0 / L, high_open=True)
+    floor = as_float("floor", floor)
+    g = landscape.grad(paths.w[:-1])
+    guaranteed = eta * (1.0 - eta * L / 2.0) * np.sum(g * g, axis=-1)
+    with np.errstate(invalid="ignore"):
+        keep = np.isfinite(paths.loss[1:]) & (guaranteed > floor)
+    if not np.any(keep):
+        return np.nan
+    return float(np.min((paths.loss[:-1][keep] - paths.loss[1:][keep]) / guaranteed[keep]))
+
+
+class Outcomes(NamedTuple):
+    """Where the runs of a :class:`Paths` (S starts) ended (chapter 1).
+
+    ``at_minimum`` (M,) int: runs whose last iterate lies within ``tol`` of each of the M given minima; ``diverged``:
+    runs marked diverged; ``other``: the rest (still moving, cycling, or elsewhere); ``rose``: runs with at least one
+    step on which the loss rose by more than ``rise`` (an absolute tolerance above the round-off of ``f``).
+    """
+
+    at_minimum: np.ndarray
+    diverged: int
+    other: int
+    rose: int
+
+
+def run_outcomes(paths: Paths, minima, tol: float = 1e-6, rise: float = 1e-9) -> Outcomes:
+    """Count where the runs of ``paths`` ended, near each row of ``minima`` (M, 2) or not (chapter 1)."""
+    if not isinstance(paths, Paths):
+        raise ValueError(f"paths must be a Paths result of descent_paths; got {type(paths).__name__}")
+    minima = as_array("minima", minima, shape=(None, 2))
+    tol, rise = as_float("tol", tol), as_float("rise", rise)
+    diverged = paths.diverged_at >= 0
+    near = (np.linalg.norm(paths.w[-1][None] - minima[:, None], axis=-1) < tol) & ~diverged  # (M, S)
+    with np.errstate(invalid="ignore"):
+        rose = np.any(np.diff(paths.loss, axis=0) > rise, axis=0)
+    return Outcomes(near.sum(axis=1), int(diverged.sum()), int(np.sum(~diverged & ~near.any(axis=0))),
+                    int(rose.sum()))
+
+
+class StabilityCheck(NamedTuple):
+    """Gradient descent started next to ``w_star`` at steps ``eta`` (E,) = ``factors`` (E,) * limit (chapter 1).
+
+    ``predicted`` (E,): ``max_i |1 - eta lambda_i|`` from :meth:`LocalStability.rate`; ``measured`` (E,): the median
+    of ``|w_{k+1} - w_star| / |w_k - w_star|`` over the steps with both distances in ``window``; ``final_distance``
+    (E,): ``|w_T - w_star|`` after the run (NaN if it diverged); ``converged`` (E,) bool: final distance below
+    ``tol``.
+    """
+
+    factors: np.ndarray
+    eta: np.ndarray
+    predicted: np.ndarray
+    measured: np.ndarray
+    final_distance: np.ndarray
+    converged: np.ndarray
+
+    def agrees(self, tol: float = 1e-4) -> bool:
+        """The verdict of the check: gradient descent converged exactly at the factors below 1 (steps below the
+        limit), and every measured rate is within ``tol`` of the predicted one."""
+        tol = as_float("tol", tol)
+        rates_ok = np.all(np.abs(self.measured - self.predicted) < tol)  # False where measured is NaN
+        return bool(np.array_equal(self.converged, self.factors < 1.0) and rates_ok)
+
+
+def check_local_stability(landscape: Landscape, stability: LocalStability, factors=(0.95, 1.05),
+                          offset: float = 1e-6, n_steps: int = 300, window=(1e-9, 1e-4),
+                          tol: float = 1e-12) -> StabilityCheck:
+    """Run gradient descent at ``eta = factor * stability.limit`` for each factor, from ``w_star`` moved by
+    ``offset`` along (1, 1) / sqrt 2, and compare the measured contraction per step with the predicted one (chapter 1).
+
+    The window keeps the distances where the linearisation holds (above it, cubic terms) and round-off does not
+    (below it: |w| ~ 1 carries an error of about 1e-16 per step). Converged means a final distance below ``tol``.
+    """
+    if not isinstance(stability, LocalStability):
+        raise ValueError(f"stability must be a LocalStability (see local_stability); got {type(stability).__name__}")
+    factors = as_array("factors", factors, ndim=1)
+    if factors.size == 0 or np.any(factors <= 0):
+        raise ValueError(f"factors must be a non-empty list of positive numbers; got {factors}")
+    offset = as_float("offset", offset)
+    lo, hi = (as_float("window", v) for v in window)
+    if not lo < hi:
+        raise ValueError(f"window must be (low, high) with 0 < low < high; got {window}")
+    etas = factors * stability.limit
+    start = stability.w_star + offset * np.array([[1.0, 1.0]]) / np.sqrt(2.0)
+    measured, final = np.empty(etas.size), np.empty(etas.size)
+    for i, eta in enumerate(etas):
+        paths = descent_paths(landscape, start, float(eta), n_steps)
+        d = np.linalg.norm(paths.w[:, 0] - stability.w_star, axis=-1)
+        both = (d[:-1] >= lo) & (d[:-1] <= hi) & (d[1:] >= lo) & (d[1:] <= hi)
+        measured[i] = float(np.median(d[1:][both] / d[:-1][both])) if np.any(both) else np.nan
+        final[i] = np.nan if paths.diverged_at[0] >= 0 else d[-1]
+    predicted = np.array([stability.rate(float(eta)) for eta in etas])
+    return StabilityCheck(factors, etas, predicted, measured, final, final < as_float("tol", tol))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Random slices through the loss of a real MLP (chapter 1)
 # ----------------------------------------------------------------------------------------------------------
@@ -300,5 +484,16 @@ def random_slices(problem: MLPProblem, w0, n_slices: int, seed, s=None) -> Slice
     D = rng.normal(size=(n_slices, problem.dim))
     D *= np.linalg.norm(w0) / np.linalg.norm(D, axis=1, keepdims=True)
     loss = np.array([[problem.loss(w0 + si * d) for si in s] for d in D])
-    concavity = np.max(loss[:, 1:-1] - 0.5 * (loss[:, :-2] + loss[:, 2:]), axis=1)
-    return Slices(s, loss, concavity)
+    return Slices(s, loss, concavity_witness(loss))
+
+
+def concavity_witness(values) -> np.ndarray:
+    """``max_i f_i - (f_{i-1} + f_{i+1}) / 2`` along the last axis of ``values`` (..., S), S >= 3 (chapter 1).
+
+    For samples of a convex function on an equally spaced grid this is never positive (up to round-off, about
+    1e-16 times the values), so a clearly positive value certifies non-convexity; the result has shape (...).
+    """
+    values = as_array("values", values)
+    if values.ndim == 0 or values.shape[-1] < 3:
+        raise ValueError(f"values must have at least 3 samples along its last axis; got shape {values.shape}")
+    return np.max(values[..., 1:-1] - 0.5 * (values[..., :-2] + values[..., 2:]), axis=-1)

@@ -208,6 +208,32 @@ class MLPProblem:
         return g.loss, np.concatenate([g.dM.ravel(), g.dN.ravel()])
 
 
+def mlp_piece_hessian(problem: MLPProblem, w, h: float = 1e-4) -> np.ndarray:
+    """Hessian (d, d) of the polynomial piece of the MLP loss that contains ``w`` (d,) (chapter 2).
+
+    The activation pattern ``D = [M x > 0]`` (k, p) is frozen at ``w``, so that ``f_D(v) = (1/2) |N (D * (M x)) - q|^2``
+    is a polynomial of degree 4 that equals ``f`` on the closed piece where the pattern is ``D``; its Hessian is formed
+    by central differences (:func:`gdlab.numerics.hessian_fd`, error O(h^2)). At a point near or on a kink (a unit
+    that has just died sits a hair below ``a = 0``) this is the one-sided curvature of the piece, where differences
+    of the true gradient would measure the jump across the kink instead.
+    """
+    from .numerics import hessian_fd
+
+    if not isinstance(problem, MLPProblem):
+        raise ValueError(f"problem must be an MLPProblem; got {type(problem).__name__}")
+    w = as_array("w", w, shape=(problem.dim,))
+    x, q = problem.x, problem.q
+    active = problem.unpack(w)[0] @ x > 0.0
+
+    def piece_grad(v):
+        M, N = problem.unpack(v)
+        b = active * (M @ x)
+        y_hat = N @ b - q
+        return mlp_pack((active * (N.T @ y_hat)) @ x.T, y_hat @ b.T)
+
+    return hessian_fd(piece_grad, w, h)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The two-layer net of Du et al.: u(x) = m^{-1/2} sum_r a_r relu(w_r^T x), only W trained   (chapter 4)
 # ----------------------------------------------------------------------------------------------------------

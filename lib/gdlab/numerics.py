@@ -49,6 +49,20 @@ def hvp_fd(grad: Callable[[np.ndarray], np.ndarray], w, v, h: float = 1e-5) -> n
     return (np.asarray(grad(w + h * v)) - np.asarray(grad(w - h * v))) / (2.0 * h)
 
 
+def hessian_fd(grad: Callable[[np.ndarray], np.ndarray], w, h: float = 1e-4) -> np.ndarray:
+    """Hessian ``Hess f(w)`` (p, p) by central differences of ``grad`` along each coordinate, symmetrised (chapter 2).
+
+    Truncation error O(h^2) for smooth ``f`` (``h^2 / 6`` times the third derivative of ``grad``), round-off about
+    ``1e-16 |grad| / h``; 2p evaluations of ``grad``. For the spectrum use ``numpy.linalg.eigvalsh``. Near a ReLU
+    kink pass the gradient of the polynomial piece instead (:func:`gdlab.nets.mlp_piece_hessian`): a stencil that
+    straddles the kink measures the jump of the gradient divided by ``2h``, not a curvature.
+    """
+    w = as_array("w", w, ndim=1)
+    h = as_float("h", h)
+    H = np.column_stack([hvp_fd(grad, w, e, h) for e in np.eye(w.size)])
+    return 0.5 * (H + H.T)
+
+
 def sharpness(grad: Callable[[np.ndarray], np.ndarray], w, seed=0, h: float = 1e-5, tol: float = 1e-8) -> float:
     """Largest Hessian eigenvalue ``lambda_max(Hess f(w))`` (the local smoothness constant; chapters 2 and 7).
 
@@ -58,11 +72,39 @@ def sharpness(grad: Callable[[np.ndarray], np.ndarray], w, seed=0, h: float = 1e
     w = as_array("w", w, ndim=1)
     p = w.size
     if p <= 2:
-        H = np.column_stack([hvp_fd(grad, w, e, h) for e in np.eye(p)])
-        return float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
+        return float(np.linalg.eigvalsh(hessian_fd(grad, w, h))[-1])
     op = LinearOperator((p, p), matvec=lambda v: hvp_fd(grad, w, np.ravel(v), h), dtype=float)
     v0 = as_rng(seed).normal(size=p)
     return float(eigsh(op, k=1, which="LA", v0=v0, tol=tol, return_eigenvectors=False)[0])
+
+
+class Curvature(NamedTuple):
+    """Curvature along a path of T points (chapter 2, the constants of the Euler theorems): ``lmin`` (T,) and
+    ``lmax`` (T,) the extreme Hessian eigenvalues, ``norm`` (T,) the spectral norm ``max(|lmin|, |lmax|)``, and
+    ``hess_grad`` (T,) ``|Hess f(w) grad f(w)|``, which is ``|gamma''|`` on a gradient flow."""
+
+    lmin: np.ndarray
+    lmax: np.ndarray
+    norm: np.ndarray
+    hess_grad: np.ndarray
+
+
+def curvature_along(hessian: Callable[[np.ndarray], np.ndarray], grad: Callable[[np.ndarray], np.ndarray],
+                    W) -> Curvature:
+    """:class:`Curvature` at the rows of ``W`` (T, p), from ``hessian`` (p,) -> (p, p) (e.g. :func:`hessian_fd`, or
+    :func:`gdlab.nets.mlp_piece_hessian` on a ReLU network) and ``grad`` (p,) -> (p,)."""
+    if not callable(hessian) or not callable(grad):
+        raise ValueError("hessian and grad must be callables of w (p,)")
+    W = as_array("W", W, ndim=2)
+    lmin, lmax, hess_grad = [], [], []
+    for w in W:
+        H = hessian(w)
+        ev = np.linalg.eigvalsh(H)
+        lmin.append(ev[0])
+        lmax.append(ev[-1])
+        hess_grad.append(np.linalg.norm(H @ grad(w)))
+    lmin, lmax = np.array(lmin), np.array(lmax)
+    return Curvature(lmin, lmax, np.maximum(-lmin, lmax), np.array(hess_grad))
 
 
 class PowerLaw(NamedTuple):

@@ -39,6 +39,7 @@ from .landscapes import (
     get_landscape,
     landscape_grid,
     lipschitz_on_box,
+    local_stability,
     segment_loss,
     segment_loss_closed_form,
 )
@@ -158,6 +159,26 @@ def _landscape_grid_cached(name: str, n: int) -> Grid:
 def _lipschitz_cached(name: str) -> float:
     """:func:`gdlab.landscapes.lipschitz_on_box` for a registered landscape, computed once per name."""
     return lipschitz_on_box(get_landscape(name))
+
+
+@lru_cache(maxsize=16)
+def _local_limit_cached(name: str) -> float:
+    """The local stability limit ``2 / lambda_max(Hess f)`` at a registered landscape's global minimiser (cached)."""
+    ls = get_landscape(name)
+    return local_stability(ls, ls.minimiser).limit
+
+
+def step_regime(eta: float, global_limit: float, local_limit: float) -> str:
+    """Chapter 1: where ``eta`` lies with respect to the global limit ``2 / L_box`` and the local one ``2 / lambda_max``.
+
+    Below the global limit every step from anywhere in the box decreases the loss (sufficient); below the local
+    limit the minimum attracts the starts near it (what decides convergence there); above it the minimum is unstable.
+    """
+    if eta < min(global_limit, local_limit):
+        return "below both limits"
+    if eta < local_limit:
+        return "above 2/L_box, below the local limit"
+    return "above the local limit: the star is unstable"
 
 
 def _loss_levels(f: np.ndarray, n_levels: int = 14) -> np.ndarray:
@@ -283,11 +304,12 @@ def _contour_segments(name: str, n: int = 81) -> tuple[np.ndarray, ...]:
 
 
 def _explorer_run(landscape: str, x0: float, y0: float, eta: float, n_steps: int):
-    """Run the chapter-1 explorer's gradient descent; returns ``(paths, lip)`` (checks every setting)."""
+    """Run the chapter-1 explorer's gradient descent; returns ``(paths, lip, local_limit)`` (checks every setting)."""
     ls = get_landscape(landscape)
     x0 = as_float("x0", x0, low=-np.inf)
     y0 = as_float("y0", y0, low=-np.inf)
-    return descent_paths(ls, np.array([[x0, y0]]), eta, n_steps), _lipschitz_cached(landscape)
+    paths = descent_paths(ls, np.array([[x0, y0]]), eta, n_steps)
+    return paths, _lipschitz_cached(landscape), _local_limit_cached(landscape)
 
 
 class LandscapeExplorerView:
@@ -295,8 +317,11 @@ class LandscapeExplorerView:
 
     Left panel: the gradient-descent path from ``(x0, y0)`` on the loss contours of a 2-D landscape (the square
     of :data:`gdlab.landscapes.LANDSCAPES`, star: global minimiser). Right panel: the loss against the step on a
-    log scale. The figure title compares ``eta`` with the stability limit ``2 / L`` (L from
-    :func:`gdlab.landscapes.lipschitz_on_box`; chapter 2 explains the limit). A run that diverges (see
+    log scale, both with coordinate and step ticks. The title says where ``eta`` lies (:func:`step_regime`) with
+    respect to the *global* limit ``2 / L_box`` (L_box from :func:`gdlab.landscapes.lipschitz_on_box`: below it every
+    step from anywhere in the square decreases the loss) and the *local* limit ``2 / lambda_max`` of the Hessian at
+    the star (:func:`gdlab.landscapes.local_stability`: below it the star attracts nearby starts, above it the star is
+    unstable); the second line gives both numbers. A run that diverges (see
     :func:`gdlab.landscapes.descent_paths`) is drawn up to its last finite point and labelled "diverged at step k".
 
     Creating axes and tick labels is most of the cost of a fresh matplotlib figure, so an explorer callback keeps
@@ -312,26 +337,27 @@ class LandscapeExplorerView:
 
     def _build(self) -> None:
         if self._fig is None:
-            self._fig = Figure(figsize=(7.8, 3.5))
+            self._fig = Figure(figsize=(7.8, 3.8))
             FigureCanvasAgg(self._fig)
         fig = self._fig
-        fig.set_size_inches(7.8, 3.5)
-        self._ax_path = ax_path = fig.add_axes((0.03, 0.06, 0.4, 0.8))
-        self._ax_loss = ax_loss = fig.add_axes((0.57, 0.16, 0.4, 0.7))
-        ax_path.set(xticks=[], yticks=[])
+        fig.set_size_inches(7.8, 3.8)
+        self._ax_path = ax_path = fig.add_axes((0.07, 0.13, 0.37, 0.68))
+        self._ax_loss = ax_loss = fig.add_axes((0.58, 0.13, 0.39, 0.68))
+        ax_path.set_aspect("equal")
+        for axis in (ax_path.xaxis, ax_path.yaxis):  # coordinate ticks at whole numbers on the squares of the book
+            axis.set_major_locator(MaxNLocator(5, steps=[1, 2, 5, 10]))
+        ax_path.set(xlabel="x", ylabel="y")
         self._contours = LineCollection([], colors="0.6", linewidths=0.7)
         ax_path.add_collection(self._contours)
         (self._star,) = ax_path.plot([], [], marker="*", color="k", markersize=11, linestyle="none")
         (self._path,) = ax_path.plot([], [], "-o", color=COLORS["run"], lw=1.2, markersize=2.5)
         (self._start,) = ax_path.plot([], [], "o", color=COLORS["gd"], markersize=7)
         (self._loss,) = ax_loss.plot([], [], color=COLORS["run"], lw=1.5)
-        ax_loss.set_yscale("log")
-        ax_loss.yaxis.set_major_locator(LogLocator(numticks=3))
-        ax_loss.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=True))
-        ax_loss.yaxis.set_minor_locator(NullLocator())
-        ax_loss.xaxis.set_major_locator(MaxNLocator(2, integer=True))
+        _explorer_log_y(ax_loss, y_ticks=5, x_ticks=5)
+        ax_loss.xaxis.set_major_locator(MaxNLocator(5, integer=True))
         ax_loss.set(xlabel="step k", ylabel="loss f(w_k)")
-        self._title = fig.text(0.5, 0.93, "", ha="center", va="baseline", fontsize=10)
+        self._title = fig.text(0.5, 0.94, "", ha="center", va="baseline", fontsize=10)
+        self._limits = fig.text(0.5, 0.87, "", ha="center", va="baseline", fontsize=9, color="0.25")
         self._div_text = [ax.text(0.5, 0.5, "", transform=ax.transAxes, ha="center", va="center", visible=False,
                                   color=COLORS["bound"], fontsize=12, weight="bold",
                                   bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
@@ -342,7 +368,7 @@ class LandscapeExplorerView:
     def update(self, landscape: str = "bulge", x0: float = 1.8, y0: float = 1.6, eta: float = 0.3,
                n_steps: int = 60) -> Figure:
         """Run gradient descent with these settings and redraw; returns the view's Figure (chapter 1 explorer)."""
-        paths, lip = _explorer_run(landscape, x0, y0, eta, n_steps)
+        paths, lip, local = _explorer_run(landscape, x0, y0, eta, n_steps)
         if not self._built:
             self._build()
         if landscape != self._shown_landscape:
@@ -358,9 +384,11 @@ class LandscapeExplorerView:
         self._start.set_data([w[0, 0]], [w[0, 1]])
         steps, loss = finite_part(np.arange(n_steps + 1, dtype=float), paths.loss[:, 0])
         self._loss.set_data(steps, loss)
-        lo, hi = (float(loss.min()), float(loss.max())) if loss.size else (1e-3, 1.0)
-        self._ax_loss.set(xlim=(0, n_steps), ylim=(lo / 3.0, hi * 3.0))
-        head = f"{landscape}, eta = {eta:.3g} (2/L = {2 / lip:.3g})"
+        lo, hi = (max(float(loss.min()), 1e-300), float(loss.max())) if loss.size else (1e-3, 1.0)  # no subnormals
+        self._ax_loss.set(xlim=(0, n_steps), ylim=(lo / 10.0, hi * 10.0))  # >= two labelled powers of ten
+        head = f"{landscape}, eta = {eta:.3g} ({step_regime(eta, 2 / lip, local)})"
+        self._limits.set_text(f"global limit 2/L_box = {2 / lip:.3g} (descent from anywhere in the square);  "
+                              f"local limit at the star 2/lambda_max = {local:.3g}")
         if k_div >= 0:
             msg = f"diverged at step {k_div}"
             self._title.set(text=f"{head}: {msg}", color=COLORS["bound"])
@@ -504,11 +532,21 @@ def _ch02_run(problem: str, step: float, steps: int):
 
 
 def _ascii_power_of_ten(value, _pos=None) -> str:
-    """Tick label ``1e-8`` for a power of ten (ASCII only), empty for anything else."""
+    """Tick label ``1e-8`` for a power of ten, ``2e-8`` or ``5e-8`` for those multiples of one (ASCII only), empty
+    for anything else."""
     if value <= 0:
         return ""
-    exponent = np.log10(value)
-    return f"1e{int(round(exponent))}" if abs(exponent - round(exponent)) < 1e-6 else ""
+    exponent = int(np.floor(np.log10(value) + 1e-9))
+    mantissa = value / 10.0**exponent
+    return next((f"{c}e{exponent}" for c in (1, 2, 5) if abs(mantissa - c) < 1e-6 * c), "")
+
+
+def _fit_log_ticks(ax, y_ticks: int) -> None:
+    """After a y-range change on an :func:`_explorer_log_y` axis: ticks at 1, 2 and 5 times powers of ten when the
+    range spans under two decades (a run that stalls near its bounds), at powers of ten otherwise."""
+    low, high = ax.get_ylim()
+    subs = (1.0, 2.0, 5.0) if np.log10(high / low) < 2.0 else (1.0,)
+    ax.yaxis.set_major_locator(LogLocator(base=10.0, subs=subs, numticks=y_ticks))
 
 
 def _explorer_log_y(ax, y_ticks: int, x_ticks: int) -> None:
@@ -544,13 +582,13 @@ class GdFlowView:
         (self._gd_loss,) = ax_l.plot([], [], color=COLORS["gd"], marker="o", ms=2.5, lw=0.8)
         (self._flow_dist,) = ax_d.plot([], [], color=COLORS["flow"], ls="--", lw=1.2)
         (self._gd_gap,) = ax_d.plot([], [], color=COLORS["gd"], marker="o", ms=2.5, lw=0.8)
-        for ax in self._axes:
-            _explorer_log_y(ax, y_ticks=3, x_ticks=2)
+        for ax in self._axes:  # both panels carry time ticks and value ticks (every few decades)
+            _explorer_log_y(ax, y_ticks=5, x_ticks=4)
         # few, short texts instead of legends and titles: on a small machine every text costs ~1 ms per draw
         fig.text(0.09, 0.82, "loss", fontsize=9)
         fig.text(0.60, 0.82, "distance", fontsize=9)
-        fig.text(0.5, 0.02, "time t = k eta", ha="center", fontsize=9)
-        ax_d.tick_params(labelbottom=False)  # same time axis as the left panel
+        fig.text(0.275, 0.02, "time t = k eta", ha="center", fontsize=9)
+        fig.text(0.785, 0.02, "time t = k eta", ha="center", fontsize=9)
         self._title = fig.text(0.5, 0.93, "", ha="center", fontsize=10)
         self._div = [ax.text(0.5, 0.5, "", transform=ax.transAxes, ha="center", va="center", fontsize=13,
                              color=COLORS["bound"], visible=False,
@@ -561,7 +599,7 @@ class GdFlowView:
         vals = np.concatenate([y[np.isfinite(y) & (y > 0)] for y in ys])
         lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (1e-3, 1.0)
         lo = max(lo, 1e-16 * hi)  # below that, only round-off
-        ax.set_ylim(lo / 3.0, hi * 3.0)
+        ax.set_ylim(lo / 4.0, hi * 4.0)  # spans more than a factor 10: at least one labelled power of ten
 
     def update(self, problem: str = "quadratic", step: float = 0.5, steps: int = 100):
         """Run GD with ``eta = step / L`` for ``steps`` steps on ``problem`` and redraw; returns the Figure."""
@@ -602,35 +640,25 @@ def gd_flow_figure(problem: str = "quadratic", step: float = 0.5, steps: int = 1
     return GdFlowView().update(problem, step, steps)
 
 
-def rate_residual_figure(traj: Trajectory, everies, pattern):
-    """Result 1.2 on a recorded flow: the relative residual ``|l'(t) + |grad f|^2| / |grad f|^2`` with ``l'`` from
-    finite differences of the records, for the record spacings ``traj`` thinned by each of ``everies``.
+def rate_residual_figure(rates: _flow.RateResiduals):
+    """Result 1.2 on a recorded flow (``rates`` from :func:`gdlab.flow.rate_residuals`): the relative residual
+    ``|l'(t) + |grad f|^2| / |grad f|^2`` with ``l'`` from finite differences of the records, at several spacings.
 
     Left: the residual against t for the coarsest and finest spacing, records next to an activation-pattern change
-    (``pattern``, see :func:`gdlab.flow.switch_mask`) circled. Right: median and kink-record maximum against spacing.
+    circled. Right: the median away from kinks and the kink-record maximum against the spacing, with a slope-2 line.
     """
     fig, (ax_t, ax_h) = _ch02_axes(2)
-    hs, med, kink_max = [], [], []
-    everies = sorted(everies, reverse=True)
-    for i, every in enumerate(everies):
-        thin = _flow.thin_trajectory(traj, every)
-        ids = _flow.flow_identities(thin)
-        rel = np.abs(ids.rate_residual) / np.maximum(thin.grad_norm**2, np.finfo(float).tiny)
-        mask = _flow.switch_mask(thin, pattern)
-        hs.append(float(thin.t[1] - thin.t[0]))
-        med.append(float(np.median(rel)))
-        kink_max.append(float(rel[mask].max()) if mask.any() else np.nan)
-        if i in (0, len(everies) - 1):
-            color = COLORS["bound2"] if i == 0 else COLORS["run"]
-            ax_t.plot(*finite_part(thin.t, rel), color=color, lw=1, label=f"spacing h = {hs[-1]:.2g}")
-            ax_t.plot(thin.t[mask], rel[mask], "o", mfc="none", color=color, ms=6)
+    hs, med = rates.spacing, rates.median
+    for i, color in ((0, COLORS["bound2"]), (hs.size - 1, COLORS["run"])):
+        t, rel, mask = rates.t[i], rates.relative[i], rates.flagged[i]
+        ax_t.plot(*finite_part(t, rel), color=color, lw=1, label=f"spacing h = {hs[i]:.2g}")
+        ax_t.plot(t[mask], rel[mask], "o", mfc="none", color=color, ms=6)
     _plain_log(ax_t)
     ax_t.set(xlabel="t", ylabel="|ℓ′(t) + |∇f|²| / |∇f|²")
     ax_t.legend(fontsize=8, title="circles: kink records", title_fontsize=8)
-    hs, med = np.array(hs), np.array(med)
     fit = _numerics.loglog_slope(hs, med)
-    ax_h.plot(hs, med, "o-", color=COLORS["run"], label=f"median (slope {fit.slope:.2f})")
-    ax_h.plot(hs, np.array(kink_max), "s--", color=COLORS["bound"], label="largest at a kink record")
+    ax_h.plot(hs, med, "o-", color=COLORS["run"], label=f"median away from kinks (slope {fit.slope:.2f})")
+    ax_h.plot(hs, rates.kink_max, "s--", color=COLORS["bound"], label="largest at a kink record")
     ax_h.plot(hs, med[-1] * (hs / hs[-1]) ** 2, ":", color="0.4", label="∝ h²")
     _plain_log(ax_h, "xy")
     ax_h.set(xlabel="record spacing h", ylabel="relative residual")
@@ -639,16 +667,22 @@ def rate_residual_figure(traj: Trajectory, everies, pattern):
 
 
 def flow_chain_figure(traj: Trajectory, rtols, energy_residuals):
-    """Results 1.3-1.5 on a flow. Left: the chain ``|gamma(t) - w0| <= len <= sqrt(t en) <= sqrt(t l(0))`` against t.
+    """Results 1.3-1.5 on a flow. Left: the chain ``|gamma(t) - w0| <= len <= sqrt(t en) <= sqrt(t l(0))`` against t
+    (the last two coincide once the loss has gone to about 0: ``sqrt(t en)`` is drawn dashed with markers on top).
     Right: the largest energy residual ``|en - (l(0) - l(t))|`` against the solver tolerance ``rtols`` (R,), with
     ``rtol * l(0)`` for reference."""
     fig, (ax_c, ax_e) = _ch02_axes(2)
     t = traj.t
-    curves = [(traj.dist, "|γ(t) − w0|", COLORS["run"]), (traj.length, "len", COLORS["gd"]),
-              (np.sqrt(t * traj.energy), "√(t·en)", COLORS["bound2"]),
-              (np.sqrt(t * traj.loss[0]), "√(t·ℓ(0))", COLORS["bound"])]
-    for y, label, color in curves:
-        ax_c.plot(t, y, color=color, lw=1.6, label=label)
+    # sqrt(t en) runs onto sqrt(t l(0)) once the loss is burnt (en = l(0) - l(t)): the bound is drawn wide and pale,
+    # sqrt(t en) dashed with markers on top of it, so that both stay visible where they coincide
+    marks = max(1, t.size // 12)
+    curves = [(traj.dist, "|γ(t) − w0|", {"color": COLORS["run"], "lw": 1.6}),
+              (traj.length, "len", {"color": COLORS["gd"], "lw": 1.6}),
+              (np.sqrt(t * traj.loss[0]), "√(t·ℓ(0))", {"color": COLORS["bound"], "lw": 5, "alpha": 0.35}),
+              (np.sqrt(t * traj.energy), "√(t·en)  (dashed, on √(t·ℓ(0)) once ℓ ≈ 0)",
+               {"color": COLORS["bound2"], "lw": 1.4, "ls": "--", "marker": "o", "ms": 3.5, "markevery": marks})]
+    for y, label, style in curves:
+        ax_c.plot(t, y, label=label, **style)
     ax_c.set(xlabel="t", ylabel="distance", ylim=(0.0, 1.15 * float(np.sqrt(t[-1] * traj.loss[0]))))
     ax_c.legend(fontsize=8, loc="upper left")
     rtols = np.asarray(rtols, dtype=float)
@@ -761,17 +795,27 @@ _CH03_FLOW_STOP = 1e-12  # the explorer's flow (rtol 1e-6) stops once every live
 
 
 class Ch03Run(NamedTuple):
-    """One draw of the chapter-3 explorer: GD and the flow on one data point, and the bounds (chapter 3)."""
+    """One draw of the chapter-3 explorer: GD and the flow on one data point, and the bounds (chapter 3).
+
+    ``gd_loss`` (steps+1,); ``flow_t``, ``flow_loss`` (T,); ``flow_dead``: every unit is dead at the flow's last
+    record, so the flow stalls there for good (``l(inf) = |q|^2 / 2``). ``envelope`` and ``gd_envelope`` (121,) on
+    ``linspace(0, steps eta, 121)``: the flow's envelope (Result 2.2 with the measured ``|b0|``) and the one of the
+    relaxed-health theorem for gradient descent with the run's measured sufficient-decrease constant ``rho``
+    (NaN where that theorem does not apply: a step raised the loss, or ``b0 = 0``).
+    """
 
     gd_loss: np.ndarray
     gd_diverged_at: int
     flow_t: np.ndarray
     flow_loss: np.ndarray
+    flow_dead: bool
     l0: float
     b0_sq: float
     idealised: float
     rigorous: float
     envelope: np.ndarray
+    rho: float
+    gd_envelope: np.ndarray
 
 
 def ch03_run(m: int = 2, k: int = 16, n: int = 2, eta: float = 0.01, steps: int = 200, draw: int = 1) -> Ch03Run:
@@ -787,21 +831,42 @@ def ch03_run(m: int = 2, k: int = 16, n: int = 2, eta: float = 0.01, steps: int 
     gd = _bounds.one_point_descent(runs, eta, steps)
     l0, b0_sq = float(runs.l0[0]), float(runs.b0_sq[0])
     alpha, beta = _bounds.rigorous_health_constants(b0_sq, m)
+    check = _bounds.relaxed_descent_check(gd.loss, gd.grad_sq, gd.dist, eta, alpha, beta, floor=_CH03_FLOOR)
     env_t = np.linspace(0.0, t_max, 121)
     env = _bounds.health_envelope(env_t, l0, alpha, beta) if b0_sq > 0 else np.full(env_t.shape, l0)
-    return Ch03Run(gd.loss[:, 0], int(gd.diverged_at[0]), runs.t, runs.loss[:, 0], l0, b0_sq,
-                   _bounds.idealised_bound(l0, k, m),
-                   _bounds.rigorous_bound(l0, b0_sq, m), np.atleast_1d(env))
+    rho = float(check.rho[0])
+    gd_env = _bounds.health_envelope(env_t, l0, alpha, beta, rho) if check.holds[0] else np.full(env_t.shape, np.nan)
+    return Ch03Run(gd.loss[:, 0], int(gd.diverged_at[0]), runs.t, runs.loss[:, 0], bool(runs.dead[-1, 0]), l0, b0_sq,
+                   _bounds.idealised_bound(l0, k, m), _bounds.rigorous_bound(l0, b0_sq, m), np.atleast_1d(env), rho,
+                   np.atleast_1d(gd_env))
+
+
+def ch03_notes(run: Ch03Run) -> list[str]:
+    """The chapter-3 explorer's warnings for ``run``, in words: vacuous or violated bounds, no GD guarantee,
+    divergence (chapter 3)."""
+    notes = []
+    for name, bound in (("idealised", run.idealised), ("rigorous", run.rigorous)):
+        if bound >= run.l0:
+            notes.append(f"{name} bound is vacuous")
+        elif run.flow_dead and run.flow_loss[-1] > bound:
+            notes.append(f"{name} bound VIOLATED: flow stalls\nat {run.flow_loss[-1]:.3g} > {bound:.3g} (units dead)")
+    if run.gd_diverged_at >= 0:
+        notes.append(f"GD diverged at step {run.gd_diverged_at}")
+    elif not np.isfinite(run.gd_envelope[-1]) and run.b0_sq > 0:
+        notes.append("a GD step raised the loss:\nno GD guarantee (rho <= 0)")
+    return notes
 
 
 class HealthExplorerView:
     """The chapter-3 explorer's figure (built once, updated in place like :class:`LandscapeExplorerView`).
 
     Loss on a log scale against time ``t = k eta``: gradient descent (thick line), the gradient flow (thin line, solved
-    with ``rtol = 1e-6`` and stopped at ``1e-12 l(0)``, below which that tolerance no longer resolves the loss;
-    losses are drawn down to ``1e-16 l(0)``), the rigorous
-    Result 2.2 envelope with the measured ``|b0|`` (curve), and the two bounds on ``l(inf)`` (horizontal lines). A
-    bound ``>= l(0)`` says nothing: the figure then shows "bound is vacuous".
+    with ``rtol = 1e-6`` and stopped at ``1e-12 l(0)``, below which that tolerance no longer resolves the loss), the
+    rigorous envelopes with the measured ``|b0|`` for the flow (Result 2.2, solid) and for gradient descent (the
+    relaxed-health theorem for GD with the run's measured ``rho``, dashed), and the two bounds on ``l(inf)``
+    (horizontal lines). The y range fits what is drawn (down to at most ``1e-16 l(0)``, round-off relative to the
+    start), so a run that stalls near its bounds is readable. :func:`ch03_notes` says in words when a bound is
+    vacuous or violated, when GD has no guarantee, and when it diverged.
     """
 
     def __init__(self):
@@ -815,14 +880,15 @@ class HealthExplorerView:
         ax.set(xlabel="time t = k eta", ylabel="loss")
         (self._gd,) = ax.plot([], [], "-", color=COLORS["gd"], lw=2.5, label="gradient descent")
         (self._fl,) = ax.plot([], [], "-", color=COLORS["flow"], lw=1.5, label="gradient flow")
-        (self._env,) = ax.plot([], [], "-", color=COLORS["bound2"], lw=1.2, label="rigorous envelope (Res. 2.2)")
+        (self._env,) = ax.plot([], [], "-", color=COLORS["bound2"], lw=1.2, label="flow envelope (Res. 2.2)")
+        (self._gd_env,) = ax.plot([], [], "--", color=COLORS["gd"], lw=1.2, label="GD envelope (measured rho)")
         (self._ideal,) = ax.plot([], [], "--", color=COLORS["bound"], lw=1.2, label="idealised bound on l(inf)")
         (self._rig,) = ax.plot([], [], ":", color=COLORS["bound2"], lw=1.5, label="rigorous bound on l(inf)")
         handles, labels = ax.get_legend_handles_labels()
         ax.legend_ = PixelCachedLegend(ax, handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                                        frameon=False, fontsize="x-small")  # static: drawn once, then copied
         self._title = fig.text(0.5, 0.92, "", ha="center", fontsize=9)
-        self._note = fig.text(0.64, 0.2, "", ha="left", fontsize=9, color=COLORS["bound"], weight="bold",
+        self._note = fig.text(0.64, 0.16, "", ha="left", fontsize=8, color=COLORS["bound"], weight="bold",
                               visible=False)
 
     def update(self, m: int = 2, k: int = 16, n: int = 2, eta: float = 0.01, steps: int = 200, draw: int = 1):
@@ -831,25 +897,24 @@ class HealthExplorerView:
         if self._fig is None:
             self._build()
         floor = _CH03_FLOOR * run.l0
-        gd_t, gd_l = finite_part(eta * np.arange(steps + 1), np.maximum(run.gd_loss, floor))
-        self._gd.set_data(gd_t, gd_l)
-        self._fl.set_data(run.flow_t, np.maximum(run.flow_loss, floor))
-        self._env.set_data(np.linspace(0.0, eta * steps, run.envelope.size), np.maximum(run.envelope, floor))
         t_end = eta * steps
-        self._ideal.set_data([0, t_end], [max(run.idealised, floor)] * 2)
-        self._rig.set_data([0, t_end], [max(run.rigorous, floor)] * 2)
-        top = max(run.l0, float(gd_l.max()) if gd_l.size else run.l0)
-        self._ax.set(xlim=(0, t_end), ylim=(floor / 3, top * 3))
-        notes = []
-        if run.idealised >= run.l0:
-            notes.append("idealised bound is vacuous")
-        if run.rigorous >= run.l0:
-            notes.append("rigorous bound is vacuous")
-        if run.gd_diverged_at >= 0:
-            notes.append(f"GD diverged at step {run.gd_diverged_at}")
+        env_t = np.linspace(0.0, t_end, run.envelope.size)
+        curves = [finite_part(eta * np.arange(steps + 1), np.maximum(run.gd_loss, floor)),
+                  (run.flow_t, np.maximum(run.flow_loss, floor)), (env_t, np.maximum(run.envelope, floor)),
+                  finite_part(env_t, np.maximum(run.gd_envelope, floor)),
+                  ([0, t_end], [max(run.idealised, floor)] * 2), ([0, t_end], [max(run.rigorous, floor)] * 2)]
+        for line, (x, y) in zip((self._gd, self._fl, self._env, self._gd_env, self._ideal, self._rig), curves,
+                                strict=True):
+            line.set_data(x, y)
+        shown = np.concatenate([np.asarray(y, dtype=float) for _, y in curves])
+        top = max(run.l0, float(shown.max()))
+        self._ax.set(xlim=(0, t_end), ylim=(max(floor, float(shown.min())) / 3, top * 3))
+        _fit_log_ticks(self._ax, y_ticks=5)
+        notes = ch03_notes(run)
         self._note.set_text("\n".join(notes))
         self._note.set_visible(bool(notes))  # an empty text still costs a layout
-        self._title.set_text(f"l(0)={run.l0:.3g}, |b0|^2/k={run.b0_sq / k:.2f}; "
+        gd_rho = f"GD rho={run.rho:.2f}" if np.isfinite(run.gd_envelope[-1]) else "GD: no guarantee"
+        self._title.set_text(f"l(0)={run.l0:.3g}, |b0|^2/k={run.b0_sq / k:.2f}, {gd_rho}; "
                              f"final loss: GD {run.gd_loss[-1]:.2g}, flow {run.flow_loss[-1]:.2g}")
         return self._fig
 
@@ -892,17 +957,25 @@ def health_trajectory_figure(t, ratio, line_rig, line_ideal, loss, envelope):
     return fig
 
 
-def width_figure(ks, gd_loss, ideal, rig, dead_frac):
-    """Medians over draws against the width ``k`` (chapter 3): GD loss at a fixed time and the two bounds on
-    ``l(inf)``, all relative to ``l(0)``; right panel: the fraction of draws whose flow ends with every unit dead."""
+def width_figure(ks, gd_loss, rig, ideal, floor, fractions):
+    """Against the width ``k`` (chapter 3). Left: medians over draws, relative to ``l(0)``, of the GD loss at time
+    ``t = 1`` and of the two bounds on it at the same time (the relaxed-health theorem for GD with the measured
+    ``rho``, with the measured ``|b0|`` and with ``|b0|^2 = k``); values below ``floor`` are round-off (shaded) and
+    are drawn at ``floor / 10``. Right: ``fractions``, a dict label -> (len(ks),) fractions of draws."""
     fig, (ax1, ax2) = new_figure(2, width=4.3, height=3.3)
-    ax1.loglog(ks, gd_loss, "o-", color=COLORS["gd"], label="GD loss at t = 1")
-    ax1.loglog(ks, ideal, "s--", color=COLORS["bound"], label="idealised bound")
-    ax1.loglog(ks, rig, "^:", color=COLORS["bound2"], label="rigorous bound")
-    ax1.set(xlabel="width k", ylabel="median of loss / l(0)")
-    ax1.legend(frameon=False, fontsize="x-small")
-    ax2.semilogx(ks, dead_frac, "o-", color=COLORS["run"])
-    ax2.set(xlabel="width k", ylabel="fraction with l(inf) = |q|^2/2")
+    low = floor / 10.0
+    for y, style, color, label in ((gd_loss, "o-", COLORS["gd"], "GD loss at t = 1"),
+                                   (rig, "^:", COLORS["bound2"], "rigorous bound at t = 1"),
+                                   (ideal, "s--", COLORS["bound"], "idealised bound at t = 1")):
+        ax1.loglog(ks, np.maximum(y, low), style, color=color, label=label)
+    ax1.axhspan(low / 10.0, floor, color="0.85", lw=0)
+    ax1.text(ks[0], floor / 3.0, "round-off: not compared", fontsize="x-small", va="top")
+    ax1.set(xlabel="width k", ylabel="median of loss / l(0)", ylim=(low / 10.0, 3.0))
+    ax1.legend(frameon=False, fontsize="x-small", loc="lower left", bbox_to_anchor=(0.0, 0.12))
+    for (label, frac), style in zip(fractions.items(), ("o-", "s--", "^:", "v-."), strict=False):
+        ax2.semilogx(ks, frac, style, label=label)
+    ax2.set(xlabel="width k", ylabel="fraction of draws", ylim=(-0.03, 1.03))
+    ax2.legend(frameon=False, fontsize="x-small")
     return fig
 
 
