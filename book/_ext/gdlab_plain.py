@@ -335,6 +335,29 @@ def write_downloads(app, exception) -> None:
             nbformat.write(nb, target)
 
 
+def latex_exercise_labels(app, exception) -> None:
+    """``build-finished`` (LaTeX): give every exercise the label that references from *other* documents use.
+
+    sphinx-exercise labels an exercise ``exercise:<label>`` in LaTeX, which only references within its own chapter
+    point at; a reference from another chapter (or from the lecturers' page) points at ``<docname>:<label>``, the
+    name Sphinx gives every other target, and printed "Exercise ??". The second label is added next to the first.
+    """
+    if exception is not None or app.builder.format != "latex":
+        return
+    index = app.gdlab_book.index
+
+    def both(match: re.Match) -> str:
+        target = index.get(match[1])
+        extra = rf"\label{{\detokenize{{book/{target.doc}:{match[1]}}}}}" if target is not None else ""
+        return match[0] + extra
+
+    for tex in Path(app.outdir).glob("*.tex"):
+        text = tex.read_text(encoding="utf-8")
+        new = re.sub(r"\\label\{exercise:([\w-]+)\}", both, text)
+        if new != text:
+            tex.write_text(new, encoding="utf-8")
+
+
 def colab_opens_plain(app, pagename: str, templatename: str, context: dict, doctree) -> None:
     """``html-page-context``: the Colab button opens the chapter's plain copy (``notebooks/``), not its MyST source."""
     source = f"/{pagename}.ipynb"
@@ -361,5 +384,6 @@ def setup(app) -> dict:
     app.connect("builder-inited", read_book)
     app.connect("source-read", on_source_read)
     app.connect("build-finished", write_downloads, priority=400)
+    app.connect("build-finished", latex_exercise_labels)
     app.connect("html-page-context", colab_opens_plain, priority=600)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
