@@ -520,7 +520,8 @@ def _reference_run(X, y, W0, a, eta, steps):
         H = ntk.gram(W, X)
         rows.append(dict(loss=nets.du_loss(W, a, X, y), u=nets.du_forward(W, a, X),
                          drift=float(np.max(np.linalg.norm(W - W0, axis=1))), flips=float(np.mean(S != S0)),
-                         gram_change=float(np.linalg.norm(H - H0)), lambda_min=float(np.linalg.eigvalsh(H)[0])))
+                         gram_change=float(np.linalg.norm(H - H0)), lambda_min=float(np.linalg.eigvalsh(H)[0]),
+                         lambda_max=float(np.linalg.eigvalsh(H)[-1])))
         if k < steps:
             W -= eta * nets.du_grad(W, a, X, y)[1]
     return W, rows, flip_steps
@@ -546,6 +547,7 @@ def test_lazy_training_against_a_plain_loop():
     np.testing.assert_allclose(run.lambda_min, ref["lambda_min"], rtol=0, atol=1e-14)
     assert run.flip_steps == flip_steps
     assert run.min_lambda_min == pytest.approx(min(r["lambda_min"] for r in rows), abs=1e-14)
+    assert run.max_lambda_max == pytest.approx(max(r["lambda_max"] for r in rows), abs=1e-14)
     # record 0: nothing has moved yet
     assert run.loss[0] == pytest.approx(nets.du_loss(W0, a, X, y), rel=1e-13)
     assert run.drift[0] == 0.0 and run.flips[0] == 0.0 and run.gram_change[0] == 0.0
@@ -901,8 +903,119 @@ NAN_ROW = np.array([[np.nan, 0.0]])
         (lambda: ntk.prediction_step(W_OK, A_OK, X_OK.T, Y_OK, 0.1), "X"),
         (lambda: ntk.prediction_step(W_OK, A_OK, X_OK, Y_OK, 0.0), "eta"),
         (lambda: ntk.prediction_step(W_OK, A_OK, X_OK, np.full(3, np.inf), 0.1), "y"),
+        (lambda: ntk.gram_change_bound(W_OK, W_OK[:3], X_OK), "W"),
+        (lambda: ntk.gram_change_bound(W_OK.ravel(), W_OK, X_OK), "W0"),
+        (lambda: ntk.gram_change_bound(W_OK, W_OK, np.ones((3, 3))), "X"),
+        (lambda: ntk.lazy_radius(0, 1.0, 10, 0.1), "n"),
+        (lambda: ntk.lazy_radius(3, -1.0, 10, 0.1), "residual0"),
+        (lambda: ntk.lazy_radius(3, 1.0, 0, 0.1), "m"),
+        (lambda: ntk.lazy_radius(3, 1.0, 10, 0.0), "lam"),
+        (lambda: ntk.flip_probability_bound(-0.1), "R"),
+        (lambda: ntk.flip_probability_bound(np.nan), "R"),
+        (lambda: ntk.du_required_width(0, 0.1, 0.05), "n"),
+        (lambda: ntk.du_required_width(10, 0.0, 0.05), "lambda0"),
+        (lambda: ntk.du_required_width(10, 0.1, 1.0), "delta"),
+        (lambda: ntk.antipodal_floor(2 * X_OK, np.zeros(6)), "X_half"),
+        (lambda: ntk.antipodal_floor(X_OK, np.zeros(3)), "y"),
+        (lambda: ntk.relu_gp_kernel(2 * X_OK), "X"),
+        (lambda: ntk.relu_gp_kernel(X_OK, np.eye(3)), "Z"),
+        (lambda: ntk.gp_residual_sup(X_OK, X_OK, 0, 0), "draws"),
+        (lambda: ntk.gp_residual_sup(X_OK, 2 * X_OK, 10, 0), "Z"),
+        (lambda: ntk.predictor_gaps(X_OK, Y_OK, X_OK, 3, 0.1, 10, 0), "m"),  # odd: no symmetric start
+        (lambda: ntk.predictor_gaps(X_OK, Y_OK, X_OK, 4, 0.1, -1, 0), "steps"),
+        (lambda: ntk.predictor_gaps(X_OK, Y_OK, 2 * X_OK, 4, 0.1, 10, 0), "Z"),
     ],
 )
 def test_bad_inputs_raise_value_error_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=rf"^{re.escape(name)} "):
         call()
+
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The proof's quantities: the flip bound on the kernel's change, the radius, antipodal inputs, the GP plateau
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("m, d, n, seed, scale", [(1, 2, 10, 0, 0.3), (7, 3, 5, 1, 0.5), (50, 4, 8, 2, 0.2),
+                                                  (500, 5, 10, 3, 0.05), (2000, 2, 6, 4, 1.0)])
+def test_gram_change_bound_holds_entrywise_and_in_frobenius_norm(m, d, n, seed, scale):
+    """``|dH_ij| <= |x_i^T x_j| (f_i + f_j)`` and ``|dH|_F <= 2 sqrt(n) |f|_2`` for weights moved at random; the change
+    is ``gram(W) - gram(W0)`` and ``f`` the per-input fraction of flipped patterns, from their definitions."""
+    rng = np.random.default_rng(seed)
+    X = ntk.sphere_inputs(n, d, seed)
+    W0 = rng.normal(size=(m, d))
+    W = W0 + scale * rng.normal(size=(m, d))
+    b = ntk.gram_change_bound(W0, W, X)
+    np.testing.assert_array_equal(b.change, ntk.gram(W, X) - ntk.gram(W0, X))
+    flipped = (X @ W.T >= 0) != (X @ W0.T >= 0)
+    np.testing.assert_array_equal(b.f, flipped.mean(axis=1))
+    assert b.f.sum() > 0  # not vacuous: patterns flipped
+    assert np.all(np.abs(b.change) <= b.entry_bound + 1e-15)
+    assert np.linalg.norm(b.change) <= b.frobenius_bound + 1e-15
+    assert b.frobenius_bound == pytest.approx(2 * np.sqrt(n) * np.linalg.norm(b.f), rel=1e-15)
+
+
+def test_lazy_radius_flip_bound_and_width_formulas():
+    assert ntk.lazy_radius(10, 3.0, 10, 0.03) == pytest.approx(np.sqrt(10) * 3.0 / (np.sqrt(10) * 0.03), rel=1e-15)
+    assert ntk.flip_probability_bound(1.0) == pytest.approx(2 / np.sqrt(2 * np.pi), rel=1e-15)
+    assert ntk.du_required_width(10, 0.1, 0.05) == pytest.approx(1e6 / (1e-4 * 0.05**3), rel=1e-15)
+
+
+def test_flip_probability_bound_against_the_gaussian():
+    """``P(|N(0, 1)| <= R) <= 2 R / sqrt(2 pi)`` (the density is at most 1 / sqrt(2 pi)), nearly equal for small R."""
+    from scipy.stats import norm
+
+    for R in (1e-3, 0.1, 0.5, 2.0):
+        exact = norm.cdf(R) - norm.cdf(-R)
+        assert exact <= ntk.flip_probability_bound(R)
+    assert norm.cdf(1e-3) - norm.cdf(-1e-3) == pytest.approx(ntk.flip_probability_bound(1e-3), rel=1e-6)
+
+
+@pytest.mark.parametrize("d, seed", [(2, 0), (3, 1), (5, 2)])
+def test_antipodal_pairs_make_every_gram_matrix_singular_and_floor_the_loss(d, seed):
+    """d + 1 antipodal pairs in R^d: ``u(x) - u(-x)`` is linear in x for every W, so H(W) and H* share a null vector
+    and no W gets the loss below ``ntk.antipodal_floor``; training reaches the floor."""
+    half = ntk.sphere_inputs(d + 1, d, seed)
+    X = np.vstack([half, -half])
+    c = np.linalg.svd(half.T)[2][-1]
+    v = np.concatenate([c, -c]) / np.sqrt(2)
+    y = np.random.default_rng(seed).normal(size=2 * (d + 1))
+    floor = ntk.antipodal_floor(half, y)
+    assert floor == pytest.approx(0.5 * (v @ y) ** 2, rel=1e-10)  # the distance from y to the hyperplane v-perp
+    assert np.linalg.norm(ntk.ntk_limit(X) @ v) < 1e-14
+    for m in (1, 10, 1000):
+        W, a = nets.du_init(m, d, seed + m)
+        assert np.linalg.norm(ntk.gram(W, X) @ v) < 1e-13
+        assert nets.du_loss(W, a, X, y) >= floor - 1e-12
+    W, a = nets.du_init(2000, d, seed)
+    run = ntk.lazy_training(X, y, W, a, 0.3, 1500, records=3)
+    assert run.loss[-1] == pytest.approx(floor, rel=1e-3)
+
+
+def test_relu_gp_kernel_against_monte_carlo():
+    """``E[relu(w^T x) relu(w^T z)]`` by 10^6 Gaussian draws, within a few standard errors of the closed form."""
+    X = ntk.circle_inputs([0.0, 0.7, 2.0, 3.0, np.pi])
+    w = np.random.default_rng(0).normal(size=(1_000_000, 2))
+    P = np.maximum(w @ X.T, 0.0)
+    mc = P.T @ P / w.shape[0]
+    se = np.sqrt(np.var(P[:, :, None] * P[:, None, :], axis=0) / w.shape[0])
+    assert np.all(np.abs(mc - ntk.relu_gp_kernel(X)) <= 5 * se + 1e-12)
+    np.testing.assert_allclose(np.diag(ntk.relu_gp_kernel(X)), 0.5, rtol=1e-15)
+
+
+def test_gp_residual_vanishes_on_the_training_inputs_and_matches_wide_nets():
+    """The GP residual is zero at the training inputs (the kernel interpolates them) and its sup over test inputs has the
+    distribution of ``sup |f_0 - K* H*^{-1} u_0|`` for wide random nets: medians within sampling error."""
+    X = ntk.circle_inputs([0.3, 1.1, 1.9, 2.6, 3.8, 4.6, 5.5])
+    assert np.max(ntk.gp_residual_sup(X, X, 50, 0)) < 1e-10
+    Z = ntk.circle_inputs(np.linspace(0, 2 * np.pi, 91))
+    gp = ntk.gp_residual_sup(X, Z, 4000, 1)
+    H, K = ntk.ntk_limit(X), ntk.ntk_limit(Z, X)
+    nets_sup = []
+    for seed in range(300):
+        W, a = nets.du_init(4000, 2, seed)
+        nets_sup.append(np.max(np.abs(nets.du_forward(W, a, Z) - K @ np.linalg.solve(H, nets.du_forward(W, a, X)))))
+    # the median of 300 draws has a standard error of about 1.25 * IQR / 1.35 / sqrt(300)
+    q25, q75 = np.percentile(gp, [25, 75])
+    assert abs(np.median(nets_sup) - np.median(gp)) <= 4 * 1.25 * (q75 - q25) / 1.35 / np.sqrt(300)

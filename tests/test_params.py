@@ -945,3 +945,98 @@ def test_activation_rejects_a_bad_sharpness(fn):
     for beta in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="beta"):
             fn(np.zeros(3), beta)
+
+
+# --- many runs at once (the transition experiment) -------------------------------------------------------------
+
+
+def test_fit_one_hidden_batch_is_fit_run_by_run():
+    """Each run of the batch is the run of :func:`params.fit` (no polish) from the same start, up to round-off; a
+    narrower network padded with zero units is not changed by the padding."""
+    X, Y = params.generic_data(5, 3, 6, 11)
+    widths = [1, 3, 4, 2]
+    thetas = [params.init((3, w, 6), 10 + w) for w in widths]
+    batch = params.fit_one_hidden_batch(X, Y, thetas, widths, 300)
+    for b, w in enumerate(widths):
+        prob = params.FCProblem((3, w, 6), X, Y)
+        single = params.fit(prob, thetas[b], 300, records=2)
+        assert batch.eta[b] == single.eta
+        np.testing.assert_allclose(batch.theta[b], single.gd_theta, rtol=0, atol=1e-10)
+        assert batch.cost[b] == pytest.approx(single.gd_cost, rel=1e-9, abs=1e-25)
+        assert batch.grad_norm[b] == pytest.approx(np.linalg.norm(prob.loss_grad(single.gd_theta)[1]), rel=1e-6,
+                                                   abs=1e-14)
+    assert np.all(batch.diverged_at == -1)
+
+
+def test_fit_one_hidden_batch_stops_diverging_runs_only():
+    import warnings
+
+    X, Y = params.generic_data(5, 3, 6, 11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch = params.fit_one_hidden_batch(X, Y, [params.init((3, 2, 6), 0)] * 2, [2, 2], 100, scale=2.0)
+    assert np.all(np.isfinite(batch.cost))
+    with pytest.raises(ValueError, match="widths"):
+        params.fit_one_hidden_batch(X, Y, [params.init((3, 2, 6), 0)], [2, 3], 10)
+    with pytest.raises(ValueError, match="steps"):
+        params.fit_one_hidden_batch(X, Y, [params.init((3, 2, 6), 0)], [2], -1)
+
+
+def test_wilson_interval():
+    low, high = params.wilson_interval(np.array([0, 10, 20]), 20)
+    np.testing.assert_allclose(low, [0.0, 0.2993, 0.8389], atol=1e-4)
+    np.testing.assert_allclose(high, [0.1611, 0.7007, 1.0], atol=1e-4)
+    for bad, name in ((lambda: params.wilson_interval(21, 20), "successes"),
+                      (lambda: params.wilson_interval(0.5, 20), "successes"),
+                      (lambda: params.wilson_interval(1, 0), "trials")):
+        with pytest.raises(ValueError, match=name):
+            bad()
+
+
+def test_transition_verdicts_do_not_move_with_the_last_bits():
+    """The chapter's robustness claim on one N: perturbing every initial weight by a relative 1e-10 moves no final
+    cost across the threshold (plain GD is not chaotic here; the cost changes by far less than a decade)."""
+    X, Y = params.generic_data(4, 3, 6, 204)
+    widths = [w for w in (3, 4) for _ in range(20)]
+    thetas = [params.init((3, w, 6), d) for w, d in zip(widths, list(range(20)) * 2, strict=True)]
+    rng = np.random.default_rng(0)
+    nudged = [t * (1.0 + 1e-10 * rng.normal(size=t.shape)) for t in thetas]
+    a = params.fit_one_hidden_batch(X, Y, thetas, widths, 4000).cost
+    b = params.fit_one_hidden_batch(X, Y, nudged, widths, 4000).cost
+    big = a > 1e-20  # above round-off, the costs agree to many digits
+    np.testing.assert_allclose(a[big], b[big], rtol=1e-4)
+    assert np.array_equal(a < 1e-7, b < 1e-7) and np.abs(np.log10(a / 1e-7)).min() > 0.1
+
+
+def test_transition_cells_count_and_the_count_can_fail():
+    """Power test of the transition check: the count of zero-cost draws is 0 wherever K < QN; a wrong variant that
+    counts the cost relative to the threshold the wrong way (C > tau) reports zero cost there and fails it."""
+    tr = params.transition_experiment((4,), (1, 4), 5, 1000)
+    cells = params.transition_cells(tr, 1e-7)
+    assert cells.N.tolist() == [4, 4] and cells.W.tolist() == [1, 4] and cells.draws.tolist() == [5, 5]
+    assert cells.K.tolist() == [16, 46] and cells.rank_bound.tolist() == [14, 24]
+    assert cells.fitted[0] == 0  # K < QN: no draw reaches zero cost
+    assert np.all(cells.low <= cells.fitted / cells.draws) and np.all(cells.fitted / cells.draws <= cells.high)
+    wrong = tr._replace(cost=-tr.cost)  # every cost "below" the threshold
+    assert params.transition_cells(wrong, 1e-7).fitted[0] != 0
+    with pytest.raises(ValueError, match="result"):
+        params.transition_cells("runs", 1e-7)
+    with pytest.raises(ValueError, match="n_values"):
+        params.transition_experiment((), (1,), 2, 10)
+
+
+@pytest.mark.parametrize("M,W,Q,N", [(3, 4, 6, 6), (1, 4, 6, 6), (2, 3, 2, 9), (5, 6, 6, 12), (3, 2, 6, 6),
+                                     (3, 8, 6, 24), (1, 6, 1, 12), (2, 6, 6, 9), (3, 1, 6, 4)])
+def test_one_hidden_rank_bound_holds_and_its_overlap_term_is_needed(M, W, Q, N):
+    """rank D never exceeds the bound over 30 initialisations (biases of scale 1, so that patterns vary); the wrong
+    variant without the overlap of output-layer and hidden columns (the homogeneity bound alone, K - W) is too
+    loose where N - W - 1 < M: the chapter's example (3, 4, 6, 6) has rank 34 < 36 = min(QN, K - W)."""
+    X, Y = params.generic_data(N, M, Q, N + 10 * M)
+    prob = params.FCProblem((M, W, Q), X, Y)
+    ranks = [params.numerical_rank(prob.jacobian(params.init((M, W, Q), s, bias_scale=1.0))) for s in range(30)]
+    bound = params.one_hidden_rank_bound(M, W, Q, N)
+    assert max(ranks) <= bound <= min(Q * N, prob.K - W)
+    if (M, W, Q, N) == (3, 4, 6, 6):
+        assert max(ranks) == bound == 34 < min(Q * N, prob.K - W)
+    with pytest.raises(ValueError, match="W"):
+        params.one_hidden_rank_bound(M, 0, Q, N)

@@ -145,6 +145,12 @@ def ntk_limit(X, Z=None) -> np.ndarray:
     ``w ~ N(0, I)``: the two half-spaces overlap in a fraction ``(pi - angle) / (2 pi)`` of directions (chapter 4)."""
     X = unit_inputs("X", X)
     Z = X if Z is None else unit_inputs("Z", Z)
+    c, angle = _cos_angle(X, Z)
+    return c * (np.pi - angle) / (2.0 * np.pi)
+
+
+def _cos_angle(X: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x^T z`` and the angle between the unit rows of ``X`` (n, d) and ``Z`` (n', d): two (n, n') arrays."""
     if Z.shape[1] != X.shape[1]:
         raise ValueError(f"Z must have shape (n', {X.shape[1]}) like X; got {Z.shape}")
     c = np.clip(X @ Z.T, -1.0, 1.0)
@@ -152,8 +158,19 @@ def ntk_limit(X, Z=None) -> np.ndarray:
     # the digits (arccos of a number that rounds to 1 - 1e-16 is already 1.5e-8)
     diff = np.linalg.norm(X[:, None, :] - Z[None, :, :], axis=2)
     total = np.linalg.norm(X[:, None, :] + Z[None, :, :], axis=2)
-    angle = 2.0 * np.arctan2(diff, total)
-    return c * (np.pi - angle) / (2.0 * np.pi)
+    return c, 2.0 * np.arctan2(diff, total)
+
+
+def relu_gp_kernel(X, Z=None) -> np.ndarray:
+    """``Sigma(x, z) = E_w[relu(w^T x) relu(w^T z)] = (sin phi + (pi - phi) cos phi) / (2 pi)`` for ``w ~ N(0, I)``
+    between the unit rows of ``X`` (n, d) and ``Z`` (n', d) (default ``Z = X``), ``phi`` their angle: (n, n').
+
+    The covariance of the Du et al. net's initial function ``f_0`` (signs ``a_r = +-1``), so the limit of ``f_0`` for
+    ``m -> inf`` is the Gaussian process with this kernel (the arc-cosine kernel of degree one; chapter 4)."""
+    X = unit_inputs("X", X)
+    Z = X if Z is None else unit_inputs("Z", Z)
+    c, angle = _cos_angle(X, Z)
+    return (np.sin(angle) + (np.pi - angle) * c) / (2.0 * np.pi)
 
 
 def lambda_0(X) -> float:
@@ -276,7 +293,8 @@ class LazyRun(NamedTuple):
     ``lambda_min(H(k))``. ``H0`` (n, n) is ``H(0)``, ``W`` (m, d) the last iterate. ``min_lambda_min`` is
     ``lambda_min(H(k))`` minimised over every step (with ``track_lambda``; else over the records), ``flip_steps``
     the number of steps during which some pattern flipped (the steps where ``u(k+1) - u(k) = -eta H(k) (u(k) - y)``
-    is not exact). ``diverged_at``: the step at which the loss
+    is not exact), ``max_lambda_max`` the largest ``lambda_max(H(k))`` likewise (the step-size condition
+    ``eta lambda_max(H(k)) <= 1`` of chapter 4 is about it). ``diverged_at``: the step at which the loss
     became non-finite or exceeded ``1e6 (1 + L(0))``, else -1 (the records stop there).
     """
 
@@ -293,14 +311,15 @@ class LazyRun(NamedTuple):
     min_lambda_min: float
     flip_steps: int
     diverged_at: int
+    max_lambda_max: float = np.nan
 
 
 def lazy_training(X, y, W0, a, eta: float, steps: int, *, records: int = 50, track_lambda: bool = False) -> LazyRun:
     """``steps`` steps of gradient descent ``W <- W - eta dL/dW`` on the Du et al. net from ``W0`` (m, d) with signs
     ``a`` (m,), inputs ``X`` (n, d), targets ``y`` (n,); lazy-training quantities at about ``records`` steps.
 
-    With ``track_lambda`` the smallest eigenvalue of ``H(k)`` is also computed at every step (an n x n
-    eigenproblem and an ``n x m`` pattern product per step) for ``min_lambda_min``; otherwise it is the minimum over
+    With ``track_lambda`` the spectrum of ``H(k)`` is also computed at every step (an n x n eigenproblem and an
+    ``n x m`` pattern product per step) for ``min_lambda_min`` and ``max_lambda_max``; otherwise they are taken over
     the records. Memory ``O(n m + m d)``; the work per step is two ``n x m x d`` products (chapter 4).
     """
     W = as_array("W0", W0, ndim=2)
@@ -320,7 +339,7 @@ def lazy_training(X, y, W0, a, eta: float, steps: int, *, records: int = 50, tra
     H0 = gram_from_patterns(S0.T, X)
     limit = 1e6 * (1.0 + 0.5 * float(r @ r))
     out = {key: [] for key in ("k", "loss", "u", "drift", "flips", "gram_change", "lambda_min")}
-    lam_min_all, flip_steps, diverged_at = np.inf, 0, -1
+    lam_min_all, lam_max_all, flip_steps, diverged_at = np.inf, -np.inf, 0, -1
     with np.errstate(all="ignore"), one_blas_thread():
         for k in range(steps + 1):
             loss = 0.5 * float(r @ r)
@@ -333,8 +352,9 @@ def lazy_training(X, y, W0, a, eta: float, steps: int, *, records: int = 50, tra
             is_record = k in rec
             if is_record or track_lambda:
                 H = gram_from_patterns(mask.T, X)
-                lam = float(np.linalg.eigvalsh(H)[0])
-                lam_min_all = min(lam_min_all, lam)
+                spectrum = np.linalg.eigvalsh(H)
+                lam = float(spectrum[0])
+                lam_min_all, lam_max_all = min(lam_min_all, lam), max(lam_max_all, float(spectrum[-1]))
             if is_record:
                 out["k"].append(k)
                 out["loss"].append(loss)
@@ -352,7 +372,7 @@ def lazy_training(X, y, W0, a, eta: float, steps: int, *, records: int = 50, tra
     return LazyRun(k=arr["k"].astype(int), t=eta * arr["k"], loss=arr["loss"], u=arr["u"].reshape(-1, n),
                    drift=arr["drift"], flips=arr["flips"], gram_change=arr["gram_change"],
                    lambda_min=arr["lambda_min"], H0=H0, W=W, min_lambda_min=float(lam_min_all), flip_steps=flip_steps,
-                   diverged_at=diverged_at)
+                   diverged_at=diverged_at, max_lambda_max=float(lam_max_all))
 
 
 class StepCheck(NamedTuple):
@@ -380,3 +400,143 @@ def prediction_step(W, a, X, y, eta: float) -> StepCheck:
     pre1, r1, _ = _nets.du_parts(W - eta * dW, a, X, y)
     H = gram_from_patterns(S, X)
     return StepCheck(du=r1 - r, predicted=-eta * H @ r, flipped=int(np.sum(S != (pre1 >= 0.0))))
+
+
+# --- the proof's own quantities: radius, flips, kernel change, required width ------------------------------------
+
+
+class GramChangeBound(NamedTuple):
+    """How flipped activation patterns move the Gram matrix (chapter 4, lazy training), from :func:`gram_change_bound`.
+
+    ``f`` (n,): ``f_i`` the fraction of the ``m`` neurons whose pattern on ``x_i`` differs between the two weights;
+    ``change`` (n, n): ``H(W) - H(W0)``; ``entry_bound`` (n, n): ``|x_i^T x_j| (f_i + f_j)``, a bound on each
+    ``|change_ij|``; ``frobenius_bound``: ``2 sqrt(n) |f|_2``, a bound on ``|change|_F`` for unit inputs;
+    ``random_sign``: ``sqrt(sum_ij (x_i^T x_j)^2 (f_i + f_j) / m)``, the size of ``|change|_F`` if each flip moved its
+    counts up or down with independent fair signs (a heuristic, not a bound)."""
+
+    f: np.ndarray
+    change: np.ndarray
+    entry_bound: np.ndarray
+    frobenius_bound: float
+    random_sign: float
+
+
+def gram_change_bound(W0, W, X) -> GramChangeBound:
+    """The change of the Gram matrix between first-layer weights ``W0`` and ``W`` (m, d) on inputs ``X`` (n, d), with
+    the bound that the flipped patterns give it (chapter 4, lazy training).
+
+    A flip of pattern ``(r, i)`` changes the count of every entry in row ``i`` and column ``i`` whose other input
+    is active on neuron ``r``, not one count: ``|S_ir S_jr - S0_ir S0_jr| <= 1{(r, i) flipped} + 1{(r, j) flipped}``,
+    so ``|H_ij - H0_ij| <= |x_i^T x_j| (f_i + f_j)`` and, for unit inputs (``|x_i^T x_j| <= 1``),
+    ``|H - H0|_F^2 <= sum_ij (f_i + f_j)^2 <= 4 n |f|_2^2``, i.e. ``|H - H0|_F <= 2 sqrt(n) |f|_2``.
+    """
+    W0 = as_array("W0", W0, ndim=2)
+    W = as_array("W", W, shape=W0.shape)
+    X = as_array("X", X, shape=(None, W0.shape[1]))
+    m = W0.shape[0]
+    S0, S = X @ W0.T >= 0.0, X @ W.T >= 0.0
+    f = np.mean(S0 != S, axis=1)
+    G = np.abs(X @ X.T)
+    pair = f[:, None] + f[None, :]
+    change = gram_from_patterns(S, X) - gram_from_patterns(S0, X)
+    return GramChangeBound(f=f, change=change, entry_bound=G * pair,
+                           frobenius_bound=float(2.0 * np.sqrt(f.size) * np.linalg.norm(f)),
+                           random_sign=float(np.sqrt(np.sum(G**2 * pair) / m)))
+
+
+def lazy_radius(n: int, residual0: float, m: int, lam: float) -> float:
+    """``R = sqrt(n) |u(0) - y| / (sqrt(m) lam)``: how far any ``w_r`` can move under gradient flow while
+    ``lambda_min(H) >= lam`` (chapter 4, eq. ``eq-lazy-radius``), for ``n`` inputs, initial residual norm
+    ``residual0`` and width ``m``."""
+    n, m = as_int("n", n), as_int("m", m)
+    residual0 = as_float("residual0", residual0, low=0.0, low_open=False)
+    lam = as_float("lam", lam)
+    return float(np.sqrt(n) * residual0 / (np.sqrt(m) * lam))
+
+
+def flip_probability_bound(R: float) -> float:
+    """``2 R / sqrt(2 pi)``: the Gaussian anti-concentration bound on ``P(|w_r(0)^T x| <= R)`` for a unit input, the
+    probability that a neuron within distance ``R`` of its start can have flipped its pattern on ``x`` (chapter 4).
+    Returned as computed: a value >= 1 says nothing."""
+    R = as_float("R", R, low=0.0, low_open=False)
+    return float(2.0 * R / np.sqrt(2.0 * np.pi))
+
+
+def du_required_width(n: int, lambda0: float, delta: float) -> float:
+    """``n^6 / (lambda_0^4 delta^3)``: the width that Du et al.'s theorem asks for, constants aside (chapter 4)."""
+    n = as_int("n", n)
+    lambda0 = as_float("lambda0", lambda0)
+    delta = as_float("delta", delta, high=1.0, high_open=True)
+    return float(n**6 / (lambda0**4 * delta**3))
+
+
+def antipodal_floor(X_half, y) -> float:
+    """The loss below which no net of chapter 4 gets, at any width and any weights, on antipodal pairs.
+
+    ``X_half`` (k, d): unit inputs ``x_1 .. x_k``; the inputs are ``[X_half; -X_half]`` (2k, d) with targets ``y``
+    (2k,). Since ``relu(z) - relu(-z) = z``, ``u(x) - u(-x) = b^T x`` with ``b = m^{-1/2} sum_r a_r w_r``, so the
+    differences ``u(x_k) - u(-x_k)`` are linear in ``x_k``. Splitting the loss into sums and differences of the pairs,
+    ``L >= (1/4) min_b |X_half b - (y_+ - y_-)|^2`` (a least-squares residual): positive as soon as the targets'
+    differences are not a linear function of the inputs, which for ``k >= d + 1`` pairs in general position they
+    generically are not (chapter 4, antipodal inputs)."""
+    X_half = unit_inputs("X_half", X_half)
+    k = X_half.shape[0]
+    y = as_array("y", y, shape=(2 * k,))
+    diff = y[:k] - y[k:]
+    b = np.linalg.lstsq(X_half, diff, rcond=None)[0]
+    return float(0.25 * np.sum((X_half @ b - diff) ** 2))
+
+
+# --- the trained net against kernel predictors, one draw at a time ---------------------------------------------
+
+
+class PredictorGaps(NamedTuple):
+    """Sup-norm distances on test inputs between a trained net and three kernel predictors (chapter 4), from
+    :func:`predictor_gaps`: ``corrected`` the random start against ``f_0 + K* H*^{-1}(I - (I - eta H*)^k)(y - u_0)``;
+    ``plain`` the random start against ``K* H*^{-1} y``; ``symmetric`` the symmetric start
+    (:func:`symmetric_init`) against ``K* H*^{-1}(I - (I - eta H*)^k) y``; ``plateau`` the limit of ``plain`` for
+    ``m -> inf`` on this draw, ``sup |f_0 - K* H*^{-1} u_0|``: the part of the initial function that the kernel does not
+    infer from its values on the training inputs. ``loss``: the random start's final training loss."""
+
+    corrected: float
+    plain: float
+    symmetric: float
+    plateau: float
+    loss: float
+
+
+def predictor_gaps(X, y, Z, m: int, eta: float, steps: int, seed) -> PredictorGaps:
+    """Train the Du et al. net of width ``m`` on unit inputs ``X`` (n, d), targets ``y`` (n,) for ``steps`` GD steps
+    of size ``eta`` from a random start (:func:`gdlab.nets.du_init` with ``seed``) and from the symmetric start with
+    the same seed; compare with the kernel predictors on the unit test inputs ``Z`` (T, d) (chapter 4, section 6)."""
+    X, Z = unit_inputs("X", X), unit_inputs("Z", Z)
+    H, K = ntk_limit(X), ntk_limit(Z, X)
+    t = eta * as_int("steps", steps)
+    W, a = _nets.du_init(m, X.shape[1], seed)
+    run = lazy_training(X, y, W, a, eta, steps, records=2)
+    f0 = _nets.du_forward(W, a, Z)
+    f_net = _nets.du_forward(run.W, a, Z)
+    corrected = kernel_predictor(K, H, y, u0=run.u[0], f0_te=f0, t=t, eta=eta)
+    plain = kernel_predictor(K, H, y)
+    W_s, a_s = symmetric_init(m, X.shape[1], seed)
+    run_s = lazy_training(X, y, W_s, a_s, eta, steps, records=2)
+    f_sym = kernel_predictor(K, H, y, t=t, eta=eta)
+    plateau = f0 - K @ np.linalg.solve(H, run.u[0])
+    return PredictorGaps(corrected=float(np.max(np.abs(f_net - corrected))),
+                         plain=float(np.max(np.abs(f_net - plain))),
+                         symmetric=float(np.max(np.abs(_nets.du_forward(run_s.W, a_s, Z) - f_sym))),
+                         plateau=float(np.max(np.abs(plateau))), loss=float(run.loss[-1]))
+
+
+def gp_residual_sup(X, Z, draws: int, seed) -> np.ndarray:
+    """``sup_z |g(z) - K*(z, X) H*^{-1} g(X)|`` over the unit test inputs ``Z`` (T, d) for ``draws`` samples ``g`` of the
+    Gaussian process with kernel :func:`relu_gp_kernel`, the infinite-width initial function; ``X`` (n, d) unit
+    training inputs. Returns (draws,): the distribution of the plateau of ``|f_net - K* H*^{-1} y|`` (chapter 4)."""
+    X, Z = unit_inputs("X", X), unit_inputs("Z", Z)
+    draws = as_int("draws", draws)
+    A = np.hstack([np.eye(Z.shape[0]), -ntk_limit(Z, X) @ np.linalg.inv(ntk_limit(X))])  # r = A (g(Z), g(X))
+    cov = A @ relu_gp_kernel(np.vstack([Z, X])) @ A.T
+    lam, V = np.linalg.eigh(cov)
+    root = V * np.sqrt(np.maximum(lam, 0.0))
+    g = as_rng(seed).normal(size=(Z.shape[0], draws))
+    return np.max(np.abs(root @ g), axis=0)

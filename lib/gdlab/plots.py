@@ -1087,10 +1087,11 @@ def ntk_convergence_figure(curves, lam0):
     return fig
 
 
-def kernel_predictor_figure(theta, f_net, f_ker, theta_train, y_train, ms, distances: dict):
+def kernel_predictor_figure(theta, f_net, f_ker, theta_train, y_train, ms, distances: dict, plateau=None):
     """Left: the trained net's function on the circle (angle ``theta`` (T,)), ``f_net`` (T,), against the kernel
-    predictor ``f_ker`` (T,) and the training points. Right: each series of ``distances`` (label -> (M,)) between the
-    net and a predictor against the width ``ms`` (M,), log-log (chapter 4, section 6)."""
+    predictor ``f_ker`` (T,) and the training points. Right: each series of ``distances`` (label -> (M,), or
+    (M, draws): then the median with the band from the smallest to the largest draw) between the net and a predictor
+    against the width ``ms`` (M,), log-log, and ``plateau`` (optional) as a horizontal line (chapter 4, section 6)."""
     fig, (ax1, ax2) = new_figure(2, width=4.4, height=3.4)
     ax1.plot(theta, f_net, color=COLORS["run"], lw=2, label="trained net (widest)")
     ax1.plot(theta, f_ker, "--", color=COLORS["bound"], lw=1.5, label="kernel predictor, corrected")
@@ -1099,7 +1100,12 @@ def kernel_predictor_figure(theta, f_net, f_ker, theta_train, y_train, ms, dista
     ax1.legend(frameon=False, fontsize="x-small")
     ms = np.asarray(ms, dtype=float)
     for (label, dist), marker in zip(distances.items(), "os^v", strict=False):
-        ax2.plot(ms, dist, marker + "-", ms=4, label=label)
+        dist = np.asarray(dist, dtype=float)
+        (line,) = ax2.plot(ms, np.median(dist, axis=1) if dist.ndim == 2 else dist, marker + "-", ms=4, label=label)
+        if dist.ndim == 2:
+            ax2.fill_between(ms, dist.min(axis=1), dist.max(axis=1), color=line.get_color(), alpha=0.15, lw=0)
+    if plateau is not None:
+        ax2.axhline(plateau, color="0.4", ls=":", lw=1.2, label="predicted plateau of (b)")
     _plain_log(ax2, "xy")
     ax2.set(xlabel="width m", ylabel="max over test inputs of |f_net - predictor|")
     ax2.legend(frameon=False, fontsize="x-small")
@@ -1152,6 +1158,8 @@ def ch04_run(m: int = 300, eta: float = 1.0, steps: int = 100, draw: int = 0) ->
     y = ch04_targets(CH04_ANGLES)
     W0, a = _nets.du_init(m, 2, draw)
     run = _ntk.lazy_training(X, y, W0, a, eta, steps, records=20)
+    if run.diverged_at > 0:  # again up to the divergence, every step recorded: the loss curve is drawn up to there
+        run = _ntk.lazy_training(X, y, W0, a, eta, run.diverged_at, records=run.diverged_at + 1)
     Z = _ntk.circle_inputs(_CH04_TEST)
     H, K, lam0 = _ch04_kernels()
     with _ntk.one_blas_thread():
@@ -1233,10 +1241,15 @@ class NTKExplorerView:
             notes.append("the kernel model diverges too\n(eta > 2 / lambda_max(H*))")
         self._note.set_text("\n".join(notes))
         self._note.set_visible(bool(notes))
-        gap = float(np.max(np.abs(res.f_net - res.f_ker))) if run.diverged_at < 0 and ker_ok else np.nan
-        self._status.set_text(f"t = {run.t[-1]:.3g}: |H(t) - H(0)|_F / |H(0)|_F = "
-                              f"{run.gram_change[-1] / np.linalg.norm(run.H0):.2g}, flipped "
-                              f"{100 * run.flips[-1]:.2g}%, max |net - predictor| = {gap:.2g}")
+        drift = (f"|H(t) - H(0)|_F / |H(0)|_F = {run.gram_change[-1] / np.linalg.norm(run.H0):.2g}, flipped "
+                 f"{100 * run.flips[-1]:.2g}%")
+        if run.diverged_at >= 0:  # no trained net to compare: say where it stopped, never "= nan"
+            status = f"GD diverged at step {run.diverged_at}; at t = {run.t[-1]:.3g} before that: {drift}"
+        elif not ker_ok:
+            status = f"t = {run.t[-1]:.3g}: {drift}; the kernel model diverged (no predictor to compare)"
+        else:
+            status = f"t = {run.t[-1]:.3g}: {drift}, max |net - predictor| = {np.max(np.abs(res.f_net - res.f_ker)):.2g}"
+        self._status.set_text(status)
         return self._fig
 
 
@@ -1255,32 +1268,37 @@ def ntk_explorer_figure(m: int = 300, eta: float = 1.0, steps: int = 100, draw: 
 from . import params as _params  # noqa: E402  (chapter 5 section)
 
 
-def output_flow_figure(s, cost, cost_comparison, bound, lam_min):
-    """Left: the cost of the network's gradient flow (T,), the comparison model's (T,) and the bound
-    ``exp(-2 lambda_* s / N) C(0)`` (T,) against ``s`` (T,). Right: ``lambda_min(D D^T)`` along the flow (chapter 5)."""
+def output_flow_figure(s, cost, cost_comparison, decay_rate, rate_bound):
+    """Left: the cost of the network's gradient flow (T,) and the comparison model's (T,) against ``s`` (T,). Right:
+    the measured decay rate ``-d log C / ds`` (T,) and its guaranteed floor ``2 lambda_min(D D^T)(s) / N`` (T,)
+    (chapter 5, Theorem 1.3 pointwise)."""
     fig, (ax1, ax2) = new_figure(2, width=4.3, height=3.3)
     ax1.plot(s, cost, color=COLORS["run"], lw=2, label="network, cost C(s)")
     ax1.plot(s, cost_comparison, "--", color=COLORS["flow"], label="comparison model")
-    ax1.plot(s, bound, ":", color=COLORS["bound"], lw=1.5, label="exp(-2 lambda_* s / N) C(0)")
     _plain_log(ax1)
     ax1.set(xlabel="s", ylabel="cost")
     ax1.legend(frameon=False, fontsize="x-small")
-    ax2.plot(s, lam_min, color=COLORS["bound2"])
-    ax2.set(xlabel="s", ylabel="lambda_min(D D^T)")
+    ax2.plot(s, decay_rate, color=COLORS["run"], lw=2, label="-d log C / ds (measured)")
+    ax2.plot(s, rate_bound, ":", color=COLORS["bound"], lw=1.5, label="2 lambda_min(s) / N (guaranteed)")
+    _plain_log(ax2)
+    ax2.set(xlabel="s", ylabel="decay rate of C")
+    ax2.legend(frameon=False, fontsize="x-small")
     return fig
 
 
-def transition_figure(ratio, final_cost, full_rank, floor: float = 1e-30):
-    """Final cost against ``K / (QN)`` (R,) for every run (R,), filled where ``rank D = QN`` at the end, open where not;
-    costs below ``floor`` are drawn at ``floor`` (chapter 5, section 5)."""
-    ratio, cost, full = (np.asarray(v) for v in (ratio, final_cost, full_rank))
+def transition_figure(ratio, fraction, low, high, n_points):
+    """The fraction of draws that reach zero cost (C,) against ``K / (QN)`` (C,) for each cell of the transition
+    experiment, with its interval ``low``, ``high`` (C,) as error bars, one line per number of inputs ``n_points`` (C,)
+    (chapter 5, section 5)."""
+    ratio, frac, low, high, n_points = (np.asarray(v) for v in (ratio, fraction, low, high, n_points))
     fig, (ax,) = new_figure(1, width=5.4, height=3.4)
-    shown = np.maximum(cost, floor)
-    ax.plot(ratio[full], shown[full], "o", color=COLORS["run"], label="rank D = QN at the end")
-    ax.plot(ratio[~full], shown[~full], "o", mfc="none", color=COLORS["bound"], label="rank D < QN")
+    palette = (COLORS["run"], COLORS["flow"], COLORS["bound"], COLORS["bound2"], COLORS["gd"])
+    for i, n in enumerate(dict.fromkeys(n_points.tolist())):
+        sel, color = n_points == n, palette[i % len(palette)]
+        ax.errorbar(ratio[sel], frac[sel], yerr=(frac[sel] - low[sel], high[sel] - frac[sel]), fmt="o-",
+                    color=color, capsize=2, ms=4, label=f"N = {n}")
     ax.axvline(1.0, color="0.5", ls="--", lw=1)
-    _plain_log(ax)
-    ax.set(xlabel="K / (QN)", ylabel=f"final cost (floor {floor:g})")
+    ax.set(xlabel="K / (QN)", ylabel="fraction of draws with zero cost", ylim=(-0.03, 1.03))
     ax.legend(frameon=False, fontsize="x-small")
     return fig
 
@@ -1293,7 +1311,8 @@ CH05_STEPS = 250
 
 class Ch05Run(NamedTuple):
     """One setting of the chapter-5 explorer: the GD run (:class:`gdlab.params.Fit`), ``K``, ``QN``, the rank of ``D``
-    and ``lambda_min(D D^T)`` at the end, and the ReLU rank bound ``W (M + Q) + Q``."""
+    and ``lambda_min(D D^T)`` at the end, the rank bound of :func:`gdlab.params.one_hidden_rank_bound` (for every
+    ``theta``), ``lam_max`` ``lambda_max(D D^T)`` at the end and the ``data`` kind ("generic" or "clustered")."""
 
     fit: _params.Fit
     K: int
@@ -1301,6 +1320,8 @@ class Ch05Run(NamedTuple):
     rank: int
     lam_min: float
     rank_bound: int
+    lam_max: float = 0.0
+    data: str = "generic"
 
 
 def ch05_run(width: int = 2, n_points: int = 6, data: str = "generic", draw: int = 0) -> Ch05Run:
@@ -1322,7 +1343,28 @@ def ch05_run(width: int = 2, n_points: int = 6, data: str = "generic", draw: int
     sv = np.linalg.svd(D, compute_uv=False)
     QN = D.shape[0]
     lam = float(sv[QN - 1] ** 2) if sv.size >= QN else 0.0
-    return Ch05Run(fit, problem.K, QN, _params.numerical_rank(D), lam, width * (CH05_M + CH05_Q) + CH05_Q)
+    return Ch05Run(fit, problem.K, QN, _params.numerical_rank(D), lam,
+                   _params.one_hidden_rank_bound(CH05_M, width, CH05_Q, n_points), float(sv[0] ** 2), data)
+
+
+def ch05_verdict(res: Ch05Run) -> tuple[str, str]:
+    """The explorer's status line and verdict for a :class:`Ch05Run` (chapter 5). ``lambda_min(D D^T)`` is shown as a
+    value only where ``rank D = QN``; below, it is round-off and shown as a bound. A rank deficit at the end of the
+    run is a verdict on zero cost only where the rank bound holds at every ``theta`` and the targets are generic."""
+    if res.rank >= res.QN:
+        lam = f"lambda_min(D D^T) = {res.lam_min:.2g}"
+    else:
+        lam = "lambda_min(D D^T) < 1e-18 lambda_max (round-off)"
+    status = f"K = {res.K} parameters, QN = {res.QN} outputs; rank D = {res.rank} (bound {res.rank_bound}); {lam}"
+    if res.fit.diverged_at >= 0:
+        return status, f"GD diverged at step {res.fit.diverged_at}"
+    if res.rank_bound < res.QN and res.data == "generic":
+        return status, "rank D <= bound < QN at every theta: zero cost is out of reach for generic targets"
+    if res.rank_bound < res.QN:
+        return status, "rank bound < QN, but clustered targets are not generic: zero cost may still be reachable"
+    if res.rank < res.QN:
+        return status, f"rank D < QN after {CH05_STEPS} steps, but the bound allows QN: no verdict on zero cost"
+    return status, "rank D = QN: the cost can still go to zero"
 
 
 class ParamsExplorerView:
@@ -1351,16 +1393,10 @@ class ParamsExplorerView:
         cost = np.maximum(cost, 1e-30)
         self._cost.set_data(k, cost)
         self._ax.set_ylim(max(1e-30, 0.3 * float(cost.min())), 3.0 * float(cost.max()))
-        self._status.set_text(f"K = {res.K} parameters, QN = {res.QN} outputs; rank D = {res.rank} "
-                              f"(ReLU bound {res.rank_bound}); lambda_min(D D^T) = {res.lam_min:.2g}")
-        if res.fit.diverged_at >= 0:
-            verdict, color = f"GD diverged at step {res.fit.diverged_at}", COLORS["bound"]
-        elif res.rank < res.QN:
-            verdict, color = "rank D < QN: zero cost is out of reach from here", COLORS["bound"]
-        else:
-            verdict, color = "rank D = QN: the cost can still go to zero", COLORS["flow"]
+        status, verdict = ch05_verdict(res)
+        self._status.set_text(status)
         self._verdict.set_text(verdict)
-        self._verdict.set_color(color)
+        self._verdict.set_color(COLORS["flow"] if "can" in verdict and "cannot" not in verdict else COLORS["bound"])
         return self._fig
 
 
