@@ -107,3 +107,63 @@ def test_chapter_figures_draw_on_small_inputs():
     for fig in figs:
         fig.canvas.draw()
     plt.close("all")
+
+
+# --- power tests of the chapter's checks (issue 17): each check fails on a deliberately wrong variant -------------
+
+
+def _chapter_cell(cell_id, **extra):
+    """Execute one code cell of the chapter (an exercise's checker) and return its namespace."""
+    import pathlib
+
+    import nbformat
+
+    nb = nbformat.read(pathlib.Path(__file__).parents[1] / "book" / "06_saddles.ipynb", as_version=4)
+    source = next(c.source for c in nb.cells if c.get("id") == cell_id)
+    namespace = {"np": np, "saddles": saddles, "print": lambda *a, **k: None, **extra}
+    exec(compile(source, cell_id, "exec"), namespace)  # noqa: S102 (the chapter's own checker cell)
+    return namespace
+
+
+def test_power_law_deficit_checker():
+    """ex-escape's checker: the right answer is "correct"; the backwards answer (the law overestimates: -Delta), the
+    law's own count (0) and Delta off by 10 % are "not quite"; None is "not answered yet"; errors are reported."""
+    check = _chapter_cell("9b3cb238", law_deficit=lambda a, r: None)["check_law_deficit"]
+    assert check(saddles.escape_law_deficit) == "correct"
+    assert check(lambda a, r: None) == "not answered yet"
+    for wrong in (lambda a, r: -saddles.escape_law_deficit(a, r), lambda a, r: 0.0,
+                  lambda a, r: 1.1 * saddles.escape_law_deficit(a, r), lambda a, r: "two"):
+        assert check(wrong).startswith("not quite")
+    assert check(lambda a, r: 1 / 0).startswith("not quite: calling your function raised ZeroDivisionError")
+
+
+def test_law_deficit_explains_measured_minus_law():
+    """The chapter's claim: measured - law = Delta + a rounding up in [0, 1), up to the error of treating log y as
+    continuous (below 0.5 at these steps)."""
+    eps = np.logspace(-14, -2, 13)
+    for alpha, r in ((0.1, 0.5), (0.05, 0.5), (0.2, 0.7)):
+        offsets = np.column_stack([np.zeros_like(eps), eps])
+        measured = saddles.escape_steps(saddles.example_grad, saddles.EXAMPLE_SADDLE, offsets, alpha, r)
+        rest = measured - saddles.escape_law(eps, alpha, 1.0, r) - saddles.escape_law_deficit(alpha, r)
+        assert rest.min() > -0.5 and rest.max() < 1.0
+        assert (measured - saddles.escape_law(eps, alpha, 1.0, r)).min() > 0, "the law undercounts"
+
+
+def test_power_converges_to_origin_checker():
+    """ex-strict-saddle-limit's checker: the strip 0 <= y0 <= 1/alpha is "correct"; the open strip, the half-line
+    y0 >= 0 and "never" (what the strict-saddle theorem would say) are "not quite"."""
+    check = _chapter_cell("4bffcf08", converges_to_origin=lambda y0, a: None)["check_converges_to_origin"]
+    assert check(lambda y0, a: bool(0.0 <= y0 <= 1 / a)) == "correct"
+    assert check(lambda y0, a: None) == "not answered yet"
+    for wrong in (lambda y0, a: bool(0.0 < y0 < 1 / a), lambda y0, a: bool(y0 >= 0), lambda y0, a: False,
+                  lambda y0, a: 1.0):
+        assert check(wrong).startswith("not quite")
+    assert check(lambda y0, a: [][0]).startswith("not quite: calling your function raised IndexError")
+    # the rule is what gradient descent does
+    for a in (0.1, 0.5):
+        for y0 in (-0.5, 0.0, 0.7, 1 / a - 1e-6, 1 / a + 0.1):
+            y = y0
+            with np.errstate(over="ignore", invalid="ignore"):
+                for _ in range(5000):
+                    y = y - a * y * y
+            assert (abs(y) < 1e-2) == (0.0 <= y0 <= 1 / a)

@@ -1227,3 +1227,209 @@ def test_arora_rate_holds_under_its_conditions(d, depth, shrink, seed):
     run = dl.gradient_descent(Ws, X, Y, cond.eta_max, 300, records=301, track_delta=False)
     bound = run.loss[0] * np.exp(-cond.eta_max * cond.rate * run.k)
     assert np.all(run.loss <= bound * (1 + 1e-9) + 1e-14)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Chapter 7 power tests: Theorem 2.4 needs sum_k eta_k = infinity
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _chapter7_start():
+    X, Y, _ = dl.whitened_data(4, 16, (2.0, 1.5, 1.0, 0.5), seed=7)
+    return dl.balanced_init((4, 4, 4, 4), 1.0, seed=1), X, Y
+
+
+def _reaches_critical_point(run, X, Y, tol=1e-6) -> bool:
+    """The chapter's verdict on a run: it ends at a critical point when |grad L^N| < tol."""
+    return run.diverged_at < 0 and dl.gradient_norm(run.Ws, X, Y) < tol
+
+
+def test_gradient_norm_is_the_norm_of_all_gradients():
+    Ws, X, Y = _gauss_instance([3, 4, 2], 5, 0)
+    _, G = deep_linear_grad(Ws, X, Y)
+    assert dl.gradient_norm(Ws, X, Y) == pytest.approx(np.sqrt(sum(np.sum(g * g) for g in G)), rel=1e-14)
+    with pytest.raises(ValueError, match="X"):
+        dl.gradient_norm(Ws, X[:-1], Y)
+
+
+def test_summable_step_schedule_claimed_to_converge_fails():
+    """Theorem 2.4 without sum eta_k = infinity: eta_k = 0.1 * 2^-k stops short of a critical point, by a wide
+    margin (|grad| > 1), while the constant step 0.1 from the same start passes the same check."""
+    W0, X, Y = _chapter7_start()
+    summable = dl.gradient_descent(W0, X, Y, 0.1 * 0.5 ** np.arange(200), 200, records=2)
+    assert not _reaches_critical_point(summable, X, Y)
+    assert dl.gradient_norm(summable.Ws, X, Y) > 1.0 and summable.loss[-1] > 1.0
+    # stopped: 5x more steps of the same schedule (2^-1000 is still a positive float) change nothing visible
+    longer = dl.gradient_descent(W0, X, Y, 0.1 * 0.5 ** np.arange(1000), 1000, records=2)
+    assert abs(longer.loss[-1] - summable.loss[-1]) < 1e-12
+    # the balance is broken at once: a fixed delta' > 0 is needed even from delta = 0
+    assert summable.delta[0] < 1e-12 < 1e-3 < summable.delta[-1]
+    constant = dl.gradient_descent(W0, X, Y, 0.1, 300, records=2)
+    assert _reaches_critical_point(constant, X, Y)
+
+
+def _chapter7_mlp_after_run(steps=100, eta=1e-3):
+    M, N = mlp_init(3, 8, 2, seed=0)
+    x, q = mlp_data(3, 2, seed=1, p=5)
+    for _ in range(steps):
+        g = mlp_grad(M, N, x, q)
+        M, N = M - eta * g.dM, N - eta * g.dN
+    return M, N, x, q
+
+
+def test_relu_balance_claim_that_both_inner_products_vanish_fails():
+    """The chapter's statement: the difference <M_i, dM_i> - <N_i, dN_i> vanishes, not each inner product. The wrong
+    claim (both are the derivative along the rescaling, hence zero) fails by a wide margin on the chapter's run."""
+    M, N, x, q = _chapter7_mlp_after_run(steps=0)  # the start of the chapter's run, where they reach 7.5
+    g = mlp_grad(M, N, x, q)
+    inner_M, inner_N = np.sum(M * g.dM, axis=1), np.sum(N * g.dN, axis=0)
+    scale = np.max(np.abs(inner_M))
+    assert scale > 1.0  # the wrong claim "both vanish" fails
+    assert np.max(np.abs(inner_M - inner_N)) <= 1e-12 * scale  # the right one holds
+
+
+def test_relu_one_step_identity_holds_across_kinks_and_its_check_can_fail():
+    """One GD step changes Q_i by exactly eta^2 (|dM_i|^2 - |dN_i|^2) even when pre-activations change sign during the
+    step (no kink caveat); dropping the eta^2 term (claiming GD conserves Q_i) fails the same check."""
+    M, N, x, q = _chapter7_mlp_after_run()
+    g = mlp_grad(M, N, x, q)
+    size = np.max(np.sum(M**2, axis=1) + np.sum(N**2, axis=0))
+    eta = 0.3
+    M1, N1 = M - eta * g.dM, N - eta * g.dN
+    assert np.sum(np.sign(M1 @ x) != np.sign(M @ x)) >= 1
+    change = dl.neuron_balance(M1, N1) - dl.neuron_balance(M, N)
+    pred = eta**2 * (np.sum(g.dM**2, axis=1) - np.sum(g.dN**2, axis=0))
+    assert np.max(np.abs(change - pred)) <= 1e-12 * size
+    assert np.max(np.abs(change - 0.0)) > 1e6 * 1e-12 * size  # the wrong variant (no eta^2 term) fails
+
+
+def test_rank2_start_check_separates_depths():
+    """Theorem 2.6's check near a rank-2 balanced start (chapter 7): with noise 1e-3 on the factors, N = 2 reaches the
+    global minimum within 1000 steps while N = 3 stays at the best rank-2 loss for 4000 steps; the wrong claim "N = 3
+    reaches the global minimum too" fails (the exact rank-2 start, an invariant null set, is what the chapter's
+    by-construction check used)."""
+    X, Y, _ = dl.whitened_data(4, 16, (2.0, 1.5, 1.0, 0.5), seed=9, noise=0.1)
+    s = np.linalg.svd(Y @ X.T, compute_uv=False)
+    floor = 0.5 * np.sum(Y**2) - 0.5 * np.sum(s**2)
+    best2 = floor + 0.5 * np.sum(s[2:] ** 2)
+    assert best2 - floor > 0.5
+    ends = {}
+    for N in (2, 3):
+        B = dl.balanced_init((4,) * (N + 1), 0.5, seed=5, rank=2)
+        rng = np.random.default_rng(10)
+        noisy = [W + 1e-3 * rng.normal(size=W.shape) for W in B]
+        ends[N] = dl.gradient_descent(noisy, X, Y, 0.05, 4000, records=5, track_delta=False)
+    assert ends[2].loss[ends[2].k == 1000][0] < floor + 1e-6
+    assert abs(ends[3].loss[-1] - best2) < 1e-6
+    assert not ends[3].loss[-1] < floor + 1e-6  # "N = 3 reaches the global minimum" is false here
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5])
+def test_arora_flow_check_holds_and_a_too_fast_rate_fails(depth):
+    """Chapter 7's check of Arora et al.: along the end-to-end flow from balanced factors of 0.9 Phi, the loss stays
+    below l(0) exp(-c^(2(N-1)/N) t) up to t = 20 and decays at the slowest mode's rate 2 N sigma_min^(2(N-1)/N) late.
+    The same check with a claimed rate 1.2 x that slowest rate fails; 2000 steps at the step bound cover t < 1e-5
+    (the old check, which could only see the initial slope)."""
+    X, Y, Phi = dl.whitened_data(4, 16, (2.0, 1.5, 1.0, 0.5), seed=7)
+    W_good = dl.balanced_factors(0.9 * Phi, (4,) * (depth + 1), seed=2)
+    cond = dl.arora_conditions(W_good, Phi)
+    assert cond.hold(cond.eta_max) and 2000 * cond.eta_max < 1e-5
+    t = np.linspace(0, 20, 201)
+    flow_run = dl.end_to_end_flow(deep_linear_product(W_good), X, Y, depth, t)
+    ell = flow_run.loss
+    slowest = 2 * depth * 0.5 ** (2 * (depth - 1) / depth)
+
+    def bound_holds(rate):
+        return bool(np.all(ell <= ell[0] * np.exp(-rate * t) * (1 + 1e-6)))
+
+    assert bound_holds(cond.rate)
+    assert not bound_holds(1.2 * slowest)
+    late = (ell > 1e-14) & (t >= 5)
+    slope = -np.polyfit(t[late], np.log(ell[late]), 1)[0]
+    assert abs(slope / slowest - 1) < 0.01
+
+
+def test_factor_flow_rank_check_holds_and_can_fail():
+    """Chapter 7's rank check on the factor flow (no thresholds): from a rank-2 balanced start the two smallest singular
+    values of W and of every factor stay below 1e-12 up to t = 5; from the same start plus noise 1e-3 (N = 2) they
+    grow (to order 1), and the check fails."""
+    X, Y, _ = dl.whitened_data(4, 16, (2.0, 1.5, 1.0, 0.5), seed=7)
+    t = np.linspace(0, 5, 11)
+
+    def small_svs_stay_zero(Ws0):
+        run = dl.factor_flow(Ws0, X, Y, t)
+        sv_W = np.array([np.linalg.svd(W, compute_uv=False) for W in dl.product_path(run)])
+        sv_f = np.array([[np.linalg.svd(W, compute_uv=False) for W in Ws] for Ws in run.Ws])
+        return bool(np.all(sv_W[:, 2:] < 1e-12) and np.all(sv_f[:, :, 2:] < 1e-12)), sv_W
+
+    ok, _ = small_svs_stay_zero(dl.balanced_init((4, 4, 4, 4), 0.8, seed=3, rank=2))
+    assert ok
+    B2 = dl.balanced_init((4, 4, 4), 0.8, seed=3, rank=2)
+    rng = np.random.default_rng(0)
+    ok, sv_W = small_svs_stay_zero([W + 1e-3 * rng.normal(size=W.shape) for W in B2])
+    assert not ok and sv_W[-1, 2] > 0.1
+
+
+def test_largest_convergent_step_bracket_and_bad_brackets():
+    X, Y, _ = dl.whitened_data(2, 4, (1.0, 0.5), seed=0)
+    W0 = dl.balanced_init((2, 2, 2), 1.0, seed=0)
+    br = dl.largest_convergent_step(W0, X, Y, 0.1, 3.0, steps=300, rel=1e-2)
+    assert br.hi / br.lo <= 1.01 and br.tries >= 3
+    run = dl.gradient_descent(W0, X, Y, br.lo, 300, records=2)
+    assert run.loss[-1] < 1e-12 or np.min(run.loss) < 1e-12
+    for lo, hi, name in ((2.9, 3.0, "lo"), (0.1, 0.2, "hi"), (0.2, 0.1, "hi")):
+        with pytest.raises(ValueError, match=name):
+            dl.largest_convergent_step(W0, X, Y, lo, hi, steps=300)
+
+
+def test_step_threshold_is_the_local_limit_and_its_wrong_laws_fail():
+    """Chapter 7: the bisected threshold is 0.95-1.0 times 2 / (N sigma_max^(2(N-1)/N)) for N = 2..8 (here 2, 3, 5, 8).
+    Wrong laws fail: N x threshold constant (it varies by more than 30%), and exponential decay in N (the ratio of the
+    thresholds at N = 8 and 2 is far above 2^-6)."""
+    X, Y, Phi = dl.whitened_data(4, 16, (2.0, 1.5, 1.0, 0.5), seed=7)
+    reflect = np.diag([-1.0, 1.0, 1.0, 1.0])
+    th = {}
+    for N in (2, 3, 5, 8):
+        W0 = dl.balanced_init((4,) * (N + 1), 1.0, seed=1)
+        if np.linalg.det(deep_linear_product(W0)) * np.linalg.det(Phi) < 0:
+            W0 = [W0[0] @ reflect] + W0[1:]
+        assert dl.balancedness(W0).delta < 1e-12
+        limit = 2 / (N * 2.0 ** (2 * (N - 1) / N))
+        br = dl.largest_convergent_step(W0, X, Y, 0.8 * limit, 1.05 * limit, steps=1000, rel=5e-3)
+        assert 0.95 < br.lo / limit < 1.0
+        th[N] = br.lo
+    n_times = [N * t for N, t in th.items()]
+    assert max(n_times) / min(n_times) > 1.3  # "N eta_max is constant" fails
+    assert th[8] / th[2] > 5 * 2.0**-6  # "shrinks exponentially like 2^-N" fails (by a factor of about 9)
+
+
+def test_descent_record_matches_gradient_descent():
+    Ws, X, Y = _gauss_instance([3, 4, 2], 5, 0, scale=0.5)
+    rec = dl.descent_record(Ws, X, Y, 0.01, 20)
+    run = dl.gradient_descent(Ws, X, Y, 0.01, 20, records=21)
+    np.testing.assert_allclose(rec.loss, run.loss, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(rec.delta, run.delta, rtol=1e-9, atol=1e-15)
+    assert rec.length[0] == 0.0 and np.all(np.diff(rec.length) >= 0)
+    assert np.all(rec.delta <= rec.delta_bound * (1 + 1e-9) + 1e-15)
+    with pytest.raises(ValueError, match="eta"):
+        dl.descent_record(Ws, X, Y, 1e3, 50)
+
+
+def test_summed_balance_bound_and_path_length_checks_can_fail():
+    """Chapter 7, the mechanism of Theorem 2.4 on the chapter's run (N = 3, eta = 0.1, 300 steps): the summed bound
+    (eq-delta-sum) holds at every step, and the wrong variants fail: conservation (delta_k <= delta_0) and the bound with
+    eta^3 in place of eta^2. The path length settles below the strong-descent / Lojasiewicz bound; a run with summable
+    steps has a finite length too but stops at a non-critical point, so finite length alone is not the conclusion."""
+    W0, X, Y = _chapter7_start()
+    rec = dl.descent_record(W0, X, Y, 0.1, 300)
+    assert np.all(rec.delta <= rec.delta_bound * (1 + 1e-9))
+    assert rec.delta[-1] > 1e3 * rec.delta[0] + 1e-3  # "GD conserves the balance" fails
+    eta3_bound = rec.delta[0] + 0.1 * (rec.delta_bound - rec.delta[0])  # eta^3 instead of eta^2 (eta = 0.1)
+    assert np.any(rec.delta > eta3_bound)
+    meaningful = rec.loss[:-1] > 1e-12
+    c = np.min((rec.loss[:-1] - rec.loss[1:])[meaningful] / (0.1 * rec.grad_norm[:-1][meaningful] ** 2))
+    above = rec.loss > 1e-16
+    loj = np.min(rec.grad_norm[above] / np.sqrt(rec.loss[above]))
+    assert c > 0.5 and loj > 0.5
+    assert rec.length[-1] <= np.sqrt(rec.loss[0]) / (0.5 * c * loj)
+    assert rec.length[-1] - rec.length[150] < 1e-3 * rec.length[-1]

@@ -1347,3 +1347,263 @@ def test_bad_inputs_found_missing_are_now_checked(call, name):
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=_names(name)):
             call()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Issue 17, chapter 6: the chain's true gradient-Lipschitz constant and a step that meets Lee et al.'s hypothesis
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _fd_hessian_chain(ch, x):
+    H = np.column_stack([numerics.hvp_fd(lambda z: saddles.chain_grad(ch, z), x, e) for e in np.eye(ch.d)])
+    return (H + H.T) / 2
+
+
+def _smoothness_check(ch, block):
+    """The chapter's check: the largest |eigenvalue| of ``block`` on the grid of D_{i,2} against a finite-difference
+    Hessian of chain_grad at the maximiser, moved 1e-3 tau inside the domain; agreement to 1 % (the move changes the
+    eigenvalue by O(1e-3) relative, finite differences by ~1e-6)."""
+    n = 401
+    a = np.linspace(ch.tau, 2 * ch.tau, n)[:, None]
+    b = np.linspace(0.0, ch.tau, n)[None, :]
+    lam = np.linalg.eigvalsh(block(ch, a, b))
+    k = np.unravel_index(np.argmax(np.abs(lam)), lam.shape)
+    x = np.zeros(ch.d)
+    x[0], x[1] = a[k[0], 0], (1 - 1e-3) * b[0, k[1]]
+    lam_fd = np.linalg.eigvalsh(_fd_hessian_chain(ch, x))
+    return abs(np.max(np.abs(lam_fd)) - abs(lam[k])) <= 1e-2 * abs(lam[k])
+
+
+def _block_without_cross_term(ch, a, b):
+    H = saddles.chain_block_hessian(ch, a, b).copy()
+    H[..., 0, 1] = H[..., 1, 0] = 0.0
+    return H
+
+
+@pytest.mark.parametrize("L", [1.0, 2.0, 3.0])
+def test_chain_smoothness_check_passes_and_its_power(L):
+    ch = saddles.chain(4, L=L)
+    assert _smoothness_check(ch, saddles.chain_block_hessian)
+    assert not _smoothness_check(ch, _block_without_cross_term), "a Hessian without its cross term must fail"
+    sm = saddles.chain_smoothness(ch)
+    assert sm.ell > 12 * L and sm.ell * ch.step > 3, "the paper's step 1/(4L) violates alpha < 1/ell"
+    assert abs(sm.b - ch.tau) < 1e-12 and sm.eigenvalue < 0
+    # independent of tau (a rescaling of x) and of d
+    for other in (saddles.chain(7, L=L, tau=1.3), saddles.chain(2, L=L, tau=5.0)):
+        assert abs(saddles.chain_smoothness(other).ell - sm.ell) <= 1e-9 * sm.ell
+
+
+@settings(SETTINGS, max_examples=20)
+@given(st.floats(0.5, 3.0), st.floats(0.5, 2.0), st.floats(1.05, 1.95), st.floats(-0.95, 0.95), SEEDS)
+def test_chain_block_hessian_against_finite_differences(L, gamma, s, t, seed):
+    ch = saddles.chain(3, L=L, gamma=gamma)
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 1.0], size=2)
+    x = np.array([signs[0] * s * ch.tau, signs[1] * t * ch.tau, 0.1])
+    H_fd = _fd_hessian_chain(ch, x)
+    B = saddles.chain_block_hessian(ch, s * ch.tau, t * ch.tau)
+    assert np.allclose(np.linalg.eigvalsh(H_fd[:2, :2]), np.linalg.eigvalsh(B), rtol=1e-5, atol=1e-5 * (L + gamma))
+    assert abs(H_fd[2, 2] - 2 * L) < 1e-5 * L
+    assert np.max(np.abs(np.linalg.eigvalsh(B))) <= saddles.chain_smoothness(ch).ell * (1 + 1e-6)
+
+
+def test_chain_kappa_and_the_small_step_check_and_its_power():
+    """At alpha = 0.9 / ell gradient descent stays in the domains and its last passing-time ratio matches kappa(alpha)
+    to 1 %; the paper-step kappa (the wrong variant) is more than 20 % away, and fails the same check."""
+    for L in (1.0, 2.0):
+        ch = saddles.chain(8, L=L)
+        a_ok = 0.9 / saddles.chain_smoothness(ch).ell
+        run = saddles.chain_gd(ch, saddles.chain_init(ch, seed=0), alpha=a_ok)
+        ratio = run.passed[-1] / run.passed[-2]
+        assert run.left_domain < 0 and np.all(run.passed > 0)
+        assert abs(ratio - saddles.chain_kappa(ch, a_ok)) <= 1e-2 * ratio
+        assert abs(ratio - saddles.chain_kappa(ch)) > 1e-2 * ratio
+    ch = saddles.chain(3, L=1.0, gamma=1.0)
+    assert saddles.chain_kappa(ch) == pytest.approx(1 + np.log(2) / np.log(1.5), rel=1e-14)
+    assert saddles.chain_kappa(ch, 1e-7) == pytest.approx(1 + ch.L / ch.gamma, rel=1e-6)
+    for bad in (0.0, 0.5, 1.0):
+        with pytest.raises(ValueError, match="alpha"):
+            saddles.chain_kappa(ch, bad)
+    with pytest.raises(ValueError, match="n"):
+        saddles.chain_smoothness(ch, n=2)
+    with pytest.raises(ValueError, match="ch"):
+        saddles.chain_block_hessian("chain", 1.0, 1.0)
+
+
+def _f_y(y):
+    return y**4 / 4 - y**2 / 2
+
+
+def _grad_y(Y):
+    return Y * (Y * Y - 1)
+
+
+def test_sgld_mixing_check_and_its_power_against_the_wrong_temperature():
+    """Chapter 6's SGLD check: chains started at y = 1 (a = 0.04, eps = 0.7) are mixed at t = 40 (total variation below
+    three times the mean sampling level of 20000 exact draws) and not at t = 10. Wrong variant: the same chains run at
+    a temperature 20 % off (eps 0.56 or 0.84) fail it. The old check, the share of chains in y < 0 from the saddle,
+    is 1/2 within sampling error even at the wrong temperature: it could not fail."""
+    edges = np.linspace(-2.5, 2.5, 21)
+    level = np.mean([saddles.total_variation(saddles.gibbs_sample(_f_y, -2.5, 2.5, 0.7, 20_000, seed=s), edges, _f_y, 0.7)
+                     for s in range(1, 6)])
+    mixed = 3 * level
+    run = saddles.sgld_mixing(_grad_y, _f_y, np.ones((20_000, 1)), 0.04, 0.7, (10, 40), edges, seed=0)
+    assert run.tv[0] > mixed >= run.tv[1]
+    assert np.array_equal(run.t, [10.0, 40.0]) and abs(run.below[1] - 0.5) < 5 * 0.5 / np.sqrt(20_000)
+    for eps_wrong in (0.56, 0.84):
+        wrong = saddles.sgld_mixing(_grad_y, _f_y, np.ones((20_000, 1)), 0.04, eps_wrong, (40,), edges, seed=0)
+        assert saddles.total_variation(wrong.x[:, 0], edges, _f_y, 0.7) > mixed
+        old = saddles.sgld_mixing(_grad_y, _f_y, np.zeros((20_000, 1)), 0.04, eps_wrong, (5,), edges, seed=0)
+        assert abs(old.below[0] - 0.5) < 5 * 0.5 / np.sqrt(20_000)
+
+
+def test_sgld_mixing_segments_and_bad_input():
+    X0 = np.full((50, 1), 0.3)
+    one = saddles.sgld_mixing(_grad_y, _f_y, X0, 0.1, 0.5, (1.0, 2.0), np.linspace(-2, 2, 5), seed=3)
+    direct = saddles.sgld(_grad_y, saddles.sgld(_grad_y, X0, 0.1, 0.5, 10, np.random.default_rng([3, 0])), 0.1, 0.5,
+                          10, np.random.default_rng([3, 1]))
+    np.testing.assert_array_equal(one.x, direct)
+    for kwargs, name in (({"x0": np.ones((3, 2))}, "x0"), ({"times": (2.0, 1.0)}, "times"), ({"times": ()}, "times"),
+                         ({"a": -0.1}, "a"), ({"seed": -1}, "seed")):
+        args = {"x0": X0, "a": 0.1, "times": (1.0,), "seed": 0, **kwargs}
+        with pytest.raises(ValueError, match=name):
+            saddles.sgld_mixing(_grad_y, _f_y, args["x0"], args["a"], 0.5, args["times"], np.linspace(-2, 2, 5),
+                                args["seed"])
+
+
+def test_tilted_well_and_gelfand_mitter_hazard():
+    w = saddles.tilted_well(0.15)
+    for x in (w.x_global, w.x_saddle, w.x_local):
+        assert abs(x**3 - x + 0.15) < 1e-12
+    assert w.x_global < w.x_saddle < w.x_local and 0.11 < w.dU < 0.12
+    k = np.arange(100, 10_100)
+    for ratio in (0.1, 0.3):
+        S = saddles.gelfand_mitter_hazard(k, 20.0, ratio * 20.0, w.dU)
+        p = 2 * w.dU / ratio
+        assert S[-1] == pytest.approx(np.sum(20.0 / k * np.log(k) ** -p), rel=1e-12)
+    # at the threshold B/A = 2 dU (p = 1) the partial sums grow like A log log K, without bound; at p = 2 they settle
+    k = np.arange(16, 2_000_000)
+    at = saddles.gelfand_mitter_hazard(k, 1.0, 2 * w.dU, w.dU)
+    below = saddles.gelfand_mitter_hazard(k, 1.0, w.dU, w.dU)
+    for K in (10**4, 10**6):
+        assert at[K - 16] - at[K // 100 - 16] == pytest.approx(np.log(np.log(K) / np.log(K // 100)), rel=0.02)
+    assert below[-1] - below[10**4 - 16] < 1 / np.log(10**4)  # the tail bound 1 / log K for p = 2
+    with pytest.raises(ValueError, match="tilt"):
+        saddles.tilted_well(0.4)
+    with pytest.raises(ValueError, match="k"):
+        saddles.gelfand_mitter_hazard(np.array([3, 4]), 1.0, 1.0, 0.1)
+
+
+def _gm_run(ratio):
+    def grad(X):
+        return X**3 - X + 0.15
+
+    k, X = saddles.annealed_sgld(grad, np.ones((500, 1)), A=20.0, B=ratio * 20.0, steps=10_000, seed=0, k0=100,
+                                 records=2)
+    return k, float(np.mean(X[-1, :, 0] < 0))
+
+
+def test_gelfand_mitter_check_and_its_power():
+    """Chapter 6's check: the fraction of annealed chains that crossed to the global well agrees within 0.08 with
+    1 - exp(-c S_K) (Kramers' prefactor c, the hazard S_K over the barrier dU) for B/A = 0.1 and 0.2, both below
+    the threshold 2 dU. Wrong variants fail: the untilted barrier 1/4, and the Arrhenius factor without its 2."""
+    w = saddles.tilted_well(0.15)
+    for ratio in (0.1, 0.2):
+        k, frac = _gm_run(ratio)
+        ks = np.arange(100, k[-1])
+
+        def predicted(dU, two=2.0, ratio=ratio, ks=ks):
+            return 1 - np.exp(-w.prefactor * np.sum(20.0 / ks * np.log(ks) ** (-two * dU / ratio)))
+
+        assert ratio < 2 * w.dU
+        assert abs(frac - predicted(w.dU)) <= 0.08
+        assert abs(frac - predicted(0.25)) > 0.08, "the untilted barrier must fail"
+        assert abs(frac - predicted(w.dU, two=1.0)) > 0.08, "exp(-dU / eps^2) must fail"
+
+
+def test_first_below():
+    assert saddles.first_below([0.0, -0.1, -0.2, -0.3], -0.2) == 2
+    assert saddles.first_below([0.0, 0.1], -0.2) == -1
+    with pytest.raises(ValueError, match="f_values"):
+        saddles.first_below(np.zeros((2, 2)), 0.0)
+    with pytest.raises(ValueError, match="level"):
+        saddles.first_below([0.0], np.nan)
+
+
+def _stable_set_start(p):
+    w = np.zeros(p)
+    w[:-1] = np.random.default_rng(2).normal(size=p - 1)
+    return w * 1e-3 / np.linalg.norm(w)
+
+
+def test_sgd_escapes_from_the_stable_set_and_its_power():
+    """Chapter 6's check: from the stable set w_p = 0 at distance 1e-3, SGD escapes (f <= min f / 2) for every seed
+    within 2000 steps, and GD on the exact f stays on the set. Wrong variant: SGD whose A_i do not couple w_p to the
+    other coordinates (noise confined to the stable set) never escapes, and fails the check."""
+    p = 10
+    fs = saddles.finite_sum_saddle(p, 5, seed=0)
+    w0 = _stable_set_start(p)
+    esc = [saddles.first_below(saddles.sgd(fs, w0, eta=0.05, steps=2000, seed=s).f, -0.125) for s in range(10)]
+    assert min(esc) >= 0
+    H = np.diag(np.r_[np.ones(p - 1), -1.0])
+    gd = saddles.noisy_gd(fs.f, lambda w: H @ w + (w @ w) * w, w0, eta=0.05, steps=2000, seed=0, noise=0.0)
+    assert gd.x[-1][-1] == 0.0 and np.linalg.norm(gd.x[-1]) < 1e-40
+    A = fs.A.copy()
+    A[:, -1, :-1] = A[:, :-1, -1] = 0.0
+    confined = saddles.FiniteSumSaddle(A)
+    esc_wrong = [saddles.first_below(saddles.sgd(confined, w0, eta=0.05, steps=2000, seed=s).f, -0.125)
+                 for s in range(10)]
+    assert max(esc_wrong) == -1
+
+
+def test_relu_unit_gradient_hessian_and_the_saddle_check_with_its_power():
+    rng = np.random.default_rng(0)
+    W = rng.uniform(-2, 2, size=(30, 2))
+    W = W[np.abs(W[:, 0]) > 1e-2]
+    G = saddles.relu_unit_grad(W, 0.1)
+    H = saddles.relu_unit_hessian(W, 0.1)
+    for w, g, h in zip(W, G, H, strict=True):
+        fd = numerics.fd_grad(lambda z: float(saddles.relu_unit_loss(z[None, :], 0.1)[0]), w)
+        assert relative_error(g, fd) < 1e-6
+        hfd = np.column_stack([numerics.hvp_fd(lambda z: saddles.relu_unit_grad(z[None, :], 0.1)[0], w, e)
+                               for e in np.eye(2)])
+        assert np.allclose(h, hfd, atol=1e-5)
+    # the chapter's check: from uniform starts in [-1, 1]^2 (alpha L < 1 on the box the iterates stay in) at least the
+    # starts with w0 < 0 end at the saddle. Wrong variant: the same unit without the ReLU (v w, a C^2 loss with a
+    # strict saddle at 0): no start ends there, and the check fails.
+    W0 = rng.uniform(-1, 1, size=(1000, 2))
+    W_end, largest = saddles.relu_unit_gd(W0, 0.1, 0.1, 3000)
+    assert largest <= 1.25
+    at_saddle = np.linalg.norm(W_end, axis=1) < 1e-6
+    assert np.all(at_saddle[W0[:, 0] < 0]) and at_saddle.mean() >= np.mean(W0[:, 0] < 0)
+
+    def linear_grad(W):
+        w, v = W[:, 0], W[:, 1]
+        r = v * w - 1.0
+        return np.column_stack([r * v + 0.1 * w, r * w + 0.1 * v])
+
+    W = W0.copy()
+    for _ in range(3000):
+        W = W - 0.1 * linear_grad(W)
+    lin_saddle = np.linalg.norm(W, axis=1) < 1e-6
+    assert not lin_saddle.mean() >= np.mean(W0[:, 0] < 0)
+    with pytest.raises(ValueError, match="W"):
+        saddles.relu_unit_loss(np.zeros((3, 3)), 0.1)
+    with pytest.raises(ValueError, match="alpha"):
+        saddles.relu_unit_gd(W0, -1.0, 0.1, 3)
+
+
+def test_noisy_gd_passes_the_chain_in_linear_time_and_its_power():
+    """Chapter 6's check: noisy GD (noise 0.01, step 1/(4L), L = 1) passes all d = 10 saddles within 150 d steps for
+    every seed. Wrong variant: without noise (plain GD through the same code) it does not, since GD needs more than
+    150 d steps (it passes saddle 10 only at the step chain_gd reports)."""
+    ch = saddles.chain(10, L=1.0)
+    x0 = saddles.chain_init(ch, seed=0)
+
+    def last_passed(noise, seed):
+        path = saddles.noisy_gd(lambda z: float(saddles.chain_f(ch, z)), lambda z: saddles.chain_grad(ch, z), x0,
+                                ch.step, 150 * 10, seed=seed, noise=noise)
+        return int(saddles.chain_run_from_path(ch, path.x).passed[-1])
+
+    assert all(last_passed(0.01, s) > 0 for s in range(3))
+    assert last_passed(0.0, 0) == -1 and saddles.chain_gd(ch, x0).passed[-1] > 150 * 10

@@ -261,6 +261,56 @@ def gradient_descent(Ws0, X, Y, eta, steps: int, *, records: int = 100, sharpnes
     return DLRun(np.array(ks), np.array(losses), np.array(deltas), np.array(sharps), -1, Ws)
 
 
+def gradient_norm(Ws, X, Y) -> float:
+    """``|grad L^N| = (sum_j |G_j|_F^2)^(1/2)`` at the factors ``Ws`` for data ``X`` (d_0, m), ``Y`` (d_N, m)
+    (chapter 7): zero exactly at the critical points of ``L^N``, so a run that ends with it far from 0 has stopped
+    short of one (Theorem 2.4 of :cite:`nguegnang2024convergence` needs ``sum_k eta_k = infinity``)."""
+    Ws, X, Y = _check_layers(Ws, X, Y)
+    return float(np.linalg.norm(pack(deep_linear_grad(Ws, X, Y)[1])))
+
+
+class DescentRecord(NamedTuple):
+    """Gradient descent recorded at every step k = 0..K (chapter 7, the mechanism of Theorem 2.4 of
+    :cite:`nguegnang2024convergence`): ``loss`` (K+1,), ``grad_norm`` (K+1,) ``|grad L^N|``, ``delta`` (K+1,) the
+    balancedness constant, ``delta_bound`` (K+1,) ``delta_0 + sum_{i<k} eta_i^2 max_j (|G_{j+1}(i)|_2^2 + |G_j(i)|_2^2)``
+    (the one-step identity summed with the triangle inequality), ``length`` (K+1,) the path length
+    ``sum_{i<k} |W(i+1) - W(i)| = sum_{i<k} eta_i |grad L^N(W(i))|``, and the last factors ``Ws``."""
+
+    loss: np.ndarray
+    grad_norm: np.ndarray
+    delta: np.ndarray
+    delta_bound: np.ndarray
+    length: np.ndarray
+    Ws: list
+
+
+def descent_record(Ws0, X, Y, eta, steps: int) -> DescentRecord:
+    """Gradient descent ``W_j <- W_j - eta_k G_j`` from ``Ws0`` for ``steps`` steps, with the quantities of
+    :class:`DescentRecord` at every step (chapter 7); ``eta`` a positive number or an array of ``steps`` step sizes.
+    Raises ValueError if the run diverges (this record is for runs that the theorem covers)."""
+    Ws, X, Y = _check_layers(Ws0, X, Y)
+    steps = as_int("steps", steps, low=0)
+    etas = np.full(steps, as_float("eta", eta)) if np.ndim(eta) == 0 else as_array("eta", eta, shape=(steps,))
+    if np.any(etas <= 0):
+        raise ValueError("eta must be positive")
+    Ws = [W.copy() for W in Ws]
+    loss, gnorm, delta, bound, length = (np.empty(steps + 1) for _ in range(5))
+    bound[0], length[0] = balancedness(Ws).delta, 0.0
+    for k in range(steps + 1):
+        loss[k], grads = deep_linear_grad(Ws, X, Y)
+        if not np.isfinite(loss[k]) or loss[k] > 1e10 * (1.0 + loss[0]):
+            raise ValueError(f"eta: gradient descent diverged at step {k}; descent_record needs a convergent run")
+        gnorm[k] = np.linalg.norm(pack(grads))
+        delta[k] = balancedness(Ws).delta
+        if k == steps:
+            break
+        sq = [np.linalg.norm(G, 2) ** 2 for G in grads]
+        bound[k + 1] = bound[k] + etas[k] ** 2 * max((sq[j + 1] + sq[j] for j in range(len(sq) - 1)), default=0.0)
+        length[k + 1] = length[k] + etas[k] * gnorm[k]
+        Ws = [W - etas[k] * G for W, G in zip(Ws, grads, strict=True)]
+    return DescentRecord(loss, gnorm, delta, bound, length, Ws)
+
+
 def steps_to_fraction(Ws0, X, Y, eta: float, fraction: float = 0.5, max_steps: int = 100_000) -> int:
     """The first step k at which gradient descent with constant step ``eta`` from ``Ws0`` has loss
     ``L(k) <= fraction * L(0)`` (chapter 7: the escape from the saddle at 0); -1 if not within ``max_steps``."""
@@ -312,6 +362,58 @@ def step_scan(Ws0, X, Y, etas, steps: int, tol: float = 1e-12) -> StepScan:
     conv = np.array(conv)
     return StepScan(etas, conv, np.array(div), np.array(final), np.array(sharp),
                     float(etas[conv].max()) if conv.any() else float("nan"))
+
+
+def _converges(Ws, X, Y, eta: float, steps: int, tol: float) -> bool:
+    """Whether gradient descent with constant step ``eta`` from ``Ws`` reaches a loss below ``tol`` within ``steps``
+    steps (stopping there), without diverging."""
+    loss0 = None
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(steps + 1):
+            loss, grads = deep_linear_grad_unchecked(Ws, X, Y)
+            loss0 = loss if loss0 is None else loss0
+            if loss < tol:
+                return True
+            if not np.isfinite(loss) or loss > 1e10 * (1.0 + loss0):
+                return False
+            Ws = [W - eta * G for W, G in zip(Ws, grads, strict=True)]
+    return False
+
+
+class StepBracket(NamedTuple):
+    """The largest convergent constant step, bracketed (chapter 7): gradient descent converges at ``lo`` and does not
+    at ``hi``, ``hi / lo <= 1 + rel``; ``tries`` the number of runs it took."""
+
+    lo: float
+    hi: float
+    tries: int
+
+
+def largest_convergent_step(Ws0, X, Y, lo: float, hi: float, steps: int = 1000, tol: float = 1e-12,
+                            rel: float = 1e-2) -> StepBracket:
+    """Bisect (geometrically) the threshold between constant steps that converge (loss below ``tol`` within ``steps``
+    steps, as in :func:`step_scan`) and steps that do not, from ``Ws0`` (chapter 7). ``lo`` must converge and ``hi``
+    must not (ValueError otherwise); the bracket is narrowed until ``hi / lo <= 1 + rel``. It assumes one switch
+    between them: it finds a switching point, the largest convergent step if convergence is monotone in the step."""
+    Ws, X, Y = _check_layers(Ws0, X, Y)
+    lo, hi = as_float("lo", lo), as_float("hi", hi)
+    if hi <= lo:
+        raise ValueError(f"hi must be larger than lo = {lo}; got {hi}")
+    steps = as_int("steps", steps)
+    tol, rel = as_float("tol", tol), as_float("rel", rel)
+    if not _converges(Ws, X, Y, lo, steps, tol):
+        raise ValueError(f"lo = {lo} must be a step at which gradient descent converges")
+    if _converges(Ws, X, Y, hi, steps, tol):
+        raise ValueError(f"hi = {hi} must be a step at which gradient descent does not converge")
+    tries = 2
+    while hi / lo > 1.0 + rel:
+        mid = float(np.sqrt(lo * hi))
+        tries += 1
+        if _converges(Ws, X, Y, mid, steps, tol):
+            lo = mid
+        else:
+            hi = mid
+    return StepBracket(lo, hi, tries)
 
 
 def whitened_data(d: int, m: int, singular_values, seed, noise: float = 0.0):

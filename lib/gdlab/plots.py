@@ -1565,12 +1565,17 @@ def depth_figure(results: dict):
     """Escape steps from the balanced start ``w_j = s`` against ``s`` for each depth: ``{N: (scales, steps, law)}``,
     measured (dots) and the leading-order law (line), log-log (chapter 6, section 6)."""
     fig, (ax,) = new_figure(1, width=5.4, height=3.6)
+    scales = []
     for j, (N, (s, steps, law)) in enumerate(results.items()):
-        ax.plot(s, steps, "o", color=f"C{j}", label=f"N = {N}")
-        ax.plot(s, law, "-", color=f"C{j}", lw=1)
+        ax.plot(s, steps, "o", color=f"C{j}", label=f"N = {N}, measured")
+        ax.plot(s, law, "-", color=f"C{j}", lw=1, label=f"N = {N}, law")
+        scales.extend(np.asarray(s, dtype=float).tolist())
     _plain_log(ax, "xy")
+    ticks = np.unique(np.round(scales, 6))  # label every scale used: the range spans less than a decade
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks], minor=False)
+    ax.set_xticks([], minor=True)
     ax.set(xlabel="initial scale s", ylabel="steps until w_1 ... w_N >= 1/2")
-    ax.legend(frameon=False, fontsize="x-small")
+    ax.legend(frameon=False, fontsize="x-small", ncols=2)
     return fig
 
 

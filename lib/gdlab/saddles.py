@@ -185,6 +185,27 @@ def escape_law(eps, alpha: float, gamma: float, r: float) -> np.ndarray:
     return np.log(r / eps) / np.log1p(alpha * gamma)
 
 
+def escape_law_deficit(alpha: float, r: float) -> float:
+    """How many steps the escape-time law (chapter 6, eq-escape-law) undercounts on the example, in the limit of a
+    start at ``eps -> 0`` from the stable set, treating ``log |y|`` as continuous in the step count.
+
+    The exact map multiplies ``y`` by ``1 + alpha - alpha y^2`` per step, not by ``1 + alpha``: the steps from ``y`` to
+    ``y + dy`` are ``dy / (y log(1 + alpha - alpha y^2))`` instead of ``dy / (y log(1 + alpha))``. The difference,
+    integrated from 0 (where the integrand vanishes like ``y``) to ``r``, does not depend on ``eps``. Needs
+    ``0 < alpha <= 1`` and ``0 < r < 1`` (beyond ``|y| = 1`` the cubic term stops the growth).
+    """
+    from scipy.integrate import quad
+
+    alpha = as_float("alpha", alpha, high=1.0)
+    r = as_float("r", r, high=1.0, high_open=True)
+    lg = np.log1p(alpha)
+
+    def integrand(y: float) -> float:
+        return (1.0 / np.log1p(alpha - alpha * y * y) - 1.0 / lg) / y if y > 0 else 0.0
+
+    return float(quad(integrand, 0.0, r, epsabs=1e-13, epsrel=1e-12)[0])
+
+
 def escape_steps(grad: Callable[[np.ndarray], np.ndarray], w_saddle, offsets, alpha: float, r: float,
                  max_steps: int = 100_000) -> np.ndarray:
     """Steps gradient descent needs to leave the ball ``|w - w_saddle| < r`` from each start ``w_saddle + offsets[i]``
@@ -463,6 +484,71 @@ def chain_boundary_gaps(ch: Chain, delta: float, n: int, seed) -> BoundaryGaps:
             gap_f = max(gap_f, abs((2 * f[1] - f[0]) - (2 * f[2] - f[3])))
             gap_g = max(gap_g, float(np.max(np.abs((2 * g[1] - g[0]) - (2 * g[2] - g[3])))))
     return BoundaryGaps(gap_f, gap_g)
+
+
+def chain_block_hessian(ch: Chain, a, b) -> np.ndarray:
+    """The Hessian of the chain on D_{i,2} (i < d) in the coordinates ``(|x_i|, x_{i+1})`` (chapter 6).
+
+    ``a`` and ``b`` broadcast to a common shape S (``tau <= a <= 2 tau``, ``|b| <= tau``); returns (S + (2, 2)):
+    ``[[g1''(a) + g2''(a) b^2, 2 g2'(a) b], [2 g2'(a) b, 2 g2(a)]]``. The other diagonal entries of the Hessian there
+    are ``2L``; flipping the sign of ``x_i`` flips the off-diagonal entry, which leaves the eigenvalues unchanged.
+    """
+    if not isinstance(ch, Chain):
+        raise ValueError("ch must be a Chain (see gdlab.saddles.chain)")
+    a, b = np.broadcast_arrays(as_array("a", a), as_array("b", b))
+    c3 = (-14.0 * ch.L + 10.0 * ch.gamma) / (3.0 * ch.tau)
+    c4 = (5.0 * ch.L - 3.0 * ch.gamma) / (2.0 * ch.tau**2)
+    z, s = a - ch.tau, (a - 2.0 * ch.tau) / ch.tau
+    g1pp = -2.0 * ch.gamma + 6.0 * c3 * z + 12.0 * c4 * z**2
+    g2pp = -(ch.L + ch.gamma) * (60.0 * s + 180.0 * s**2 + 120.0 * s**3) / ch.tau**2
+    off = 2.0 * chain_g2_prime(ch, a) * b
+    return np.stack([np.stack([g1pp + g2pp * b**2, off], axis=-1),
+                     np.stack([off, 2.0 * chain_g2(ch, a)], axis=-1)], axis=-2)
+
+
+class ChainSmoothness(NamedTuple):
+    """The Lipschitz constant of the chain's gradient on its domains: ``ell`` = the largest ``|eigenvalue|`` of the
+    Hessian, attained at ``|x_i| = a``, ``|x_{i+1}| = b`` of some D_{i,2}; ``eigenvalue`` the signed eigenvalue there."""
+
+    ell: float
+    a: float
+    b: float
+    eigenvalue: float
+
+
+def chain_smoothness(ch: Chain, n: int = 2001) -> ChainSmoothness:
+    """``sup ||Hess f||_2`` over the union of the chain's domains (chapter 6), the smallest ``ell`` with
+    ``||grad f(x) - grad f(y)|| <= ell ||x - y||`` for nearby ``x, y`` in a domain.
+
+    On D_{i,1}, D_{d+1} the Hessian is diagonal with entries ``2L``, ``-2 gamma``; on D_{i,2} it is ``2L`` except for
+    the block :func:`chain_block_hessian` (and ``g1''(|x_d|)`` alone on D_{d,2}), whose largest ``|eigenvalue|`` is
+    maximised on an ``n`` x ``n`` grid of ``tau <= a <= 2 tau``, ``0 <= b <= tau``. The result does not depend on
+    ``tau`` or ``d`` (for d >= 2); it is about 15.5 L for L = gamma = 1, far above the ``2L`` of the quadratic pieces.
+    """
+    if not isinstance(ch, Chain):
+        raise ValueError("ch must be a Chain (see gdlab.saddles.chain)")
+    n = as_int("n", n, low=3)
+    a = np.linspace(ch.tau, 2.0 * ch.tau, n)
+    H = chain_block_hessian(ch, a[:, None], np.linspace(0.0, ch.tau, n)[None, :] if ch.d > 1 else 0.0)
+    lam = np.linalg.eigvalsh(H)  # (n, n or 1, 2)
+    k = np.unravel_index(np.argmax(np.abs(lam)), lam.shape)
+    ell, lam_star = float(np.abs(lam[k])), float(lam[k])
+    b_star = float(np.linspace(0.0, ch.tau, n)[k[1]]) if ch.d > 1 else 0.0
+    a_star = float(a[k[0]])
+    flat = max(2.0 * ch.L, 2.0 * ch.gamma)
+    if flat >= ell:
+        return ChainSmoothness(flat, np.nan, np.nan, flat if ch.L >= ch.gamma else -flat)
+    return ChainSmoothness(ell, a_star, b_star, lam_star)
+
+
+def chain_kappa(ch: Chain, alpha: float | None = None) -> float:
+    """The growth ratio ``kappa = 1 + log(1 / (1 - 2 alpha L)) / log(1 + 2 alpha gamma)`` of gradient descent's
+    passing times on the chain (chapter 6, eq-kappa); ``alpha`` defaults to the paper's ``1 / (4L)``, where it is
+    ``1 + log 2 / log(1 + gamma / (2L))``. Needs ``0 < alpha < 1 / (2L)``."""
+    if not isinstance(ch, Chain):
+        raise ValueError("ch must be a Chain (see gdlab.saddles.chain)")
+    alpha = ch.step if alpha is None else as_float("alpha", alpha, high=0.5 / ch.L, high_open=True)
+    return float(1.0 + -np.log1p(-2.0 * alpha * ch.L) / np.log1p(2.0 * alpha * ch.gamma))
 
 
 def chain_init(ch: Chain, seed) -> np.ndarray:
@@ -866,6 +952,18 @@ def finite_sum_saddle(p: int, m: int, seed, gamma: float = 1.0, spread: float = 
     return FiniteSumSaddle(A)
 
 
+def first_below(f_values, level: float) -> int:
+    """The first index at which ``f_values`` (T,) is at most ``level``, -1 if never (chapter 6: escape times of
+    SGD and noisy GD from the stable set, counted until ``f <= level``)."""
+    f_values = np.asarray(f_values, dtype=float)
+    if f_values.ndim != 1:
+        raise ValueError(f"f_values must have shape (T,); got {f_values.shape}")
+    if isinstance(level, bool) or not np.isfinite(level):
+        raise ValueError(f"level must be a finite number; got {level!r}")
+    hit = np.nonzero(f_values <= level)[0]
+    return int(hit[0]) if hit.size else -1
+
+
 def sgd_noise_covariance(grads_w: np.ndarray) -> np.ndarray:
     """Covariance ``(1/m) sum_i (g_i - g)(g_i - g)^T`` of one uniformly sampled gradient around the full gradient
     ``g`` (chapter 6): the noise covariance of SGD at a point. ``grads_w`` (m, p) -> (p, p); rank at most m - 1."""
@@ -914,6 +1012,40 @@ def sgld(grad, x0, a: float, eps: float, steps: int, seed) -> np.ndarray:
     return X
 
 
+class SGLDMixing(NamedTuple):
+    """How fast SGLD chains forget their start (chapter 6): at the times ``t`` (T,), the total-variation distance
+    ``tv`` (T,) between the chains' histogram and ``exp(-2 f / eps^2)``, and the share ``below`` (T,) of chains with
+    ``x < 0``; ``x`` (n, 1) the chains at the last time."""
+
+    t: np.ndarray
+    tv: np.ndarray
+    below: np.ndarray
+    x: np.ndarray
+
+
+def sgld_mixing(grad, f, x0, a: float, eps: float, times, edges, seed) -> SGLDMixing:
+    """Run :func:`sgld` for one-dimensional chains ``x0`` (n, 1) and record, at each of the increasing ``times`` (T,)
+    (in units of ``a`` times steps, each rounded to a whole number of steps), the total variation to the Gibbs law on
+    the bins ``edges`` (:func:`total_variation`) and the share of chains below 0. Segment j uses the seed
+    ``[seed, j]``, so the result does not depend on which times are recorded before it."""
+    X = as_array("x0", x0, ndim=2)
+    if X.shape[1] != 1:
+        raise ValueError(f"x0 must have shape (n, 1); got {X.shape}")
+    a = as_float("a", a)
+    times = as_array("times", times, ndim=1)
+    if times.size == 0 or np.any(times < 0) or np.any(np.diff(times) <= 0):
+        raise ValueError("times must be a non-empty increasing array of non-negative times")
+    seed = as_int("seed", seed, low=0)
+    steps = np.rint(times / a).astype(int)
+    tv, below, done = [], [], 0
+    for j, k in enumerate(steps):
+        X = sgld(grad, X, a, eps, int(k - done), seed=np.random.default_rng([seed, j]))
+        done = int(k)
+        tv.append(total_variation(X[:, 0], edges, f, eps))
+        below.append(float(np.mean(X[:, 0] < 0)))
+    return SGLDMixing(steps * a, np.array(tv), np.array(below), X)
+
+
 def sgld_path(f, grad, x0, a: float, eps: float, steps: int, seed) -> Run:
     """One SGLD chain ``x <- x - a grad f(x) + eps sqrt(a) W`` with its path (chapter 6); ``x0`` (p,)."""
     x, a, steps = _run_checks(f, grad, x0, a, steps, eta_name="a")
@@ -956,6 +1088,45 @@ def annealed_sgld(grad, x0, A: float, B: float, steps: int, seed, k0: int = 16, 
                 break
             X = X - a[t] * grad(X) + b[t] * rng.standard_normal(X.shape)
     return np.array(rec_k), np.array(rec_X)
+
+
+class TiltedWell(NamedTuple):
+    """The tilted double well ``f(x) = x^4 / 4 - x^2 / 2 + tilt x`` (chapter 6): its critical points ``x_global``,
+    ``x_saddle``, ``x_local`` (the minimum on the side opposite to the tilt is the global one), the barrier
+    ``dU = f(x_saddle) - f(x_local)`` seen from the non-global minimum, and Kramers' prefactor
+    ``c = sqrt(f''(x_local) |f''(x_saddle)|) / (2 pi)``."""
+
+    x_global: float
+    x_saddle: float
+    x_local: float
+    dU: float
+    prefactor: float
+
+
+def tilted_well(tilt: float) -> TiltedWell:
+    """Critical points and barrier of ``x^4 / 4 - x^2 / 2 + tilt x`` for ``0 < tilt < 2 / (3 sqrt 3)`` (three real
+    critical points; see :class:`TiltedWell`)."""
+    tilt = as_float("tilt", tilt, high=2.0 / (3.0 * np.sqrt(3.0)), high_open=True)
+    xl, xs, xr = np.sort(np.roots([1.0, 0.0, -1.0, tilt]).real)
+
+    def f(x):
+        return x**4 / 4 - x**2 / 2 + tilt * x
+
+    c = np.sqrt((3 * xr**2 - 1) * abs(3 * xs**2 - 1)) / (2 * np.pi)
+    return TiltedWell(float(xl), float(xs), float(xr), float(f(xs) - f(xr)), float(c))
+
+
+def gelfand_mitter_hazard(k, A: float, B: float, dU: float) -> np.ndarray:
+    """Cumulative escape hazard of the Gelfand-Mitter schedule over a barrier ``dU`` (chapter 6):
+    ``S_k = sum_{j <= k} a_j exp(-2 dU / eps_j^2)`` over the iterations ``k`` (K,), with ``a_j = A / j`` and
+    ``eps_j^2 = (B / A) / log log j``, so each term is ``A / (j (log j)^p)``, ``p = 2 dU A / B``. The series diverges
+    iff ``p <= 1``, that is ``B / A >= 2 dU``. Multiplied by Kramers' prefactor it is the expected number of crossings
+    of a chain held in the well; returns (K,)."""
+    k = as_array("k", k, ndim=1)
+    if np.any(k < 16):
+        raise ValueError("k must be at least 16 (log log k > 1)")
+    A, B, dU = as_float("A", A), as_float("B", B), as_float("dU", dU)
+    return np.cumsum(A / k * np.log(k) ** (-2.0 * dU * A / B))
 
 
 def gibbs_density(f_values, x, eps: float) -> np.ndarray:
@@ -1018,6 +1189,63 @@ def total_variation(samples, edges, f: Callable[[np.ndarray], np.ndarray], eps: 
     counts, _ = np.histogram(s, bins=edges)
     p_hist = counts / s.size
     return 0.5 * float(np.abs(p_hist - gibbs_bin_masses(f, edges, eps)).sum() + (1.0 - p_hist.sum()))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A ReLU unit: a loss that is not C^2, where random initialization does not avoid the saddle
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _relu_points(W, lam) -> tuple[np.ndarray, float]:
+    W = as_array("W", W)
+    if W.ndim != 2 or W.shape[1] != 2:
+        raise ValueError(f"W must have shape (n, 2); got {W.shape}")
+    return W, as_float("lam", lam)
+
+
+def relu_unit_loss(W, lam: float) -> np.ndarray:
+    """``f(w, v) = (v relu(w) - 1)^2 / 2 + lam (w^2 + v^2) / 2``, one ReLU unit fitted to the target 1 at the input 1
+    with weight decay ``lam`` (chapter 6); ``W`` (n, 2) rows ``(w, v)`` -> (n,). Not C^2 on the line ``w = 0``, where
+    the origin is a saddle (strict from the side ``w > 0`` when ``lam < 1``, a minimum in every direction into ``w < 0``)."""
+    W, lam = _relu_points(W, lam)
+    w, v = W[:, 0], W[:, 1]
+    return 0.5 * (v * np.maximum(w, 0.0) - 1.0) ** 2 + 0.5 * lam * (w**2 + v**2)
+
+
+def relu_unit_grad(W, lam: float) -> np.ndarray:
+    """Gradient of :func:`relu_unit_loss` (the derivative of relu taken as 0 at 0); ``W`` (n, 2) -> (n, 2)."""
+    W, lam = _relu_points(W, lam)
+    w, v = W[:, 0], W[:, 1]
+    h = np.maximum(w, 0.0)
+    r = v * h - 1.0
+    return np.column_stack([r * v * (w > 0) + lam * w, r * h + lam * v])
+
+
+def relu_unit_hessian(W, lam: float) -> np.ndarray:
+    """Hessian of :func:`relu_unit_loss` off the line ``w = 0``; ``W`` (n, 2) -> (n, 2, 2). For ``w > 0`` it is
+    ``[[v^2 + lam, 2 v w - 1], [2 v w - 1, w^2 + lam]]``; for ``w < 0`` it is ``lam I``."""
+    W, lam = _relu_points(W, lam)
+    w, v = W[:, 0], W[:, 1]
+    on = (w > 0).astype(float)
+    H = np.empty((W.shape[0], 2, 2))
+    H[:, 0, 0] = on * v**2 + lam
+    H[:, 1, 1] = on * w**2 + lam
+    H[:, 0, 1] = H[:, 1, 0] = on * (2 * v * w - 1)
+    return H
+
+
+def relu_unit_gd(W0, alpha: float, lam: float, steps: int) -> tuple[np.ndarray, float]:
+    """Gradient descent with step ``alpha`` on :func:`relu_unit_loss` from each row of ``W0`` (n, 2) for ``steps``
+    steps (chapter 6); returns the final iterates (n, 2) and the largest ``|w|`` or ``|v|`` of any iterate."""
+    W, lam = _relu_points(W0, lam)
+    alpha = as_float("alpha", alpha)
+    steps = as_int("steps", steps, low=0)
+    W = W.copy()
+    largest = float(np.abs(W).max()) if W.size else 0.0
+    for _ in range(steps):
+        W = W - alpha * relu_unit_grad(W, lam)
+        largest = max(largest, float(np.abs(W).max()) if W.size else 0.0)
+    return W, largest
 
 
 # ----------------------------------------------------------------------------------------------------------
