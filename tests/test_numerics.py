@@ -202,3 +202,15 @@ def test_curvature_along_a_path_of_a_known_quadratic():
         curvature_along(A, lambda w: A @ w, W)
     with pytest.raises(ValueError, match="W"):
         curvature_along(lambda w: A, lambda w: A @ w, W[0])
+
+
+def test_round_off_text_prints_round_off_as_a_bound():
+    from gdlab.numerics import ROUND_OFF, round_off_text
+
+    assert round_off_text(3.7e-31) == f"< {ROUND_OFF:.0e} (round-off)"
+    assert round_off_text(0.0) == f"< {ROUND_OFF:.0e} (round-off)"
+    assert round_off_text(2.5e-3) == "2.5e-03"
+    assert round_off_text(3.806e-2, spec=".3e") == "3.806e-02"
+    assert round_off_text(float("nan")) == "nan"
+    with pytest.raises(ValueError, match="floor"):
+        round_off_text(1.0, floor=-1.0)

@@ -126,3 +126,17 @@ def loglog_slope(x, y) -> PowerLaw:
     resid = ly - (slope * lx + log_c)
     ss = float(np.sum((ly - ly.mean()) ** 2))
     return PowerLaw(float(slope), float(log_c), 1.0 - float(resid @ resid) / ss if ss > 0 else 1.0)
+
+
+ROUND_OFF = 1e-20  # losses (relative to O(1) targets) below this are float64 round-off, whose digits depend on the CPU
+
+
+def round_off_text(value: float, floor: float = ROUND_OFF, spec: str = ".1e") -> str:
+    """``value`` formatted with ``spec``, or ``"< floor (round-off)"`` when it is below ``floor`` (all chapters).
+
+    Checked outputs print round-off as a bound, never as a value: its last digits change with the CPU's SIMD path
+    and with the numpy version, the conclusion does not."""
+    value, floor = float(value), as_float("floor", floor)
+    if not np.isfinite(value):
+        return str(value)
+    return format(value, spec) if abs(value) >= floor else f"< {floor:.0e} (round-off)"
