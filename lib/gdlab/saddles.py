@@ -516,25 +516,31 @@ class ChainSmoothness(NamedTuple):
     eigenvalue: float
 
 
-def chain_smoothness(ch: Chain, n: int = 2001) -> ChainSmoothness:
+def chain_smoothness(ch: Chain, n: int = 201) -> ChainSmoothness:
     """``sup ||Hess f||_2`` over the union of the chain's domains (chapter 6), the smallest ``ell`` with
     ``||grad f(x) - grad f(y)|| <= ell ||x - y||`` for nearby ``x, y`` in a domain.
 
     On D_{i,1}, D_{d+1} the Hessian is diagonal with entries ``2L``, ``-2 gamma``; on D_{i,2} it is ``2L`` except for
     the block :func:`chain_block_hessian` (and ``g1''(|x_d|)`` alone on D_{d,2}), whose largest ``|eigenvalue|`` is
-    maximised on an ``n`` x ``n`` grid of ``tau <= a <= 2 tau``, ``0 <= b <= tau``. The result does not depend on
-    ``tau`` or ``d`` (for d >= 2); it is about 15.5 L for L = gamma = 1, far above the ``2L`` of the quadratic pieces.
+    maximised over ``tau <= a <= 2 tau``, ``0 <= b <= tau``: on an ``n`` x ``n`` grid, then on an ``n`` x ``n`` grid
+    over the four grid cells around the best point (spacing ``tau / (50 (n - 1))`` for the default). The result does
+    not depend on ``tau`` or ``d`` (for d >= 2); it is about 15.5 L for L = gamma = 1, far above the ``2L`` of the
+    quadratic pieces.
     """
     if not isinstance(ch, Chain):
         raise ValueError("ch must be a Chain (see gdlab.saddles.chain)")
     n = as_int("n", n, low=3)
-    a = np.linspace(ch.tau, 2.0 * ch.tau, n)
-    H = chain_block_hessian(ch, a[:, None], np.linspace(0.0, ch.tau, n)[None, :] if ch.d > 1 else 0.0)
-    lam = np.linalg.eigvalsh(H)  # (n, n or 1, 2)
-    k = np.unravel_index(np.argmax(np.abs(lam)), lam.shape)
+    h = ch.tau / (n - 1)
+    lo_a, hi_a, lo_b, hi_b = ch.tau, 2.0 * ch.tau, 0.0, ch.tau
+    for _ in range(2):  # the whole rectangle, then the neighbourhood of its best grid point
+        a = np.linspace(lo_a, hi_a, n)
+        b = np.linspace(lo_b, hi_b, n) if ch.d > 1 else np.zeros(1)
+        lam = np.linalg.eigvalsh(chain_block_hessian(ch, a[:, None], b[None, :] if ch.d > 1 else 0.0))
+        k = np.unravel_index(np.argmax(np.abs(lam)), lam.shape)
+        a_star, b_star = float(a[k[0]]), float(b[k[1]]) if ch.d > 1 else 0.0
+        lo_a, hi_a = max(ch.tau, a_star - 2 * h), min(2.0 * ch.tau, a_star + 2 * h)
+        lo_b, hi_b = max(0.0, b_star - 2 * h), min(ch.tau, b_star + 2 * h)
     ell, lam_star = float(np.abs(lam[k])), float(lam[k])
-    b_star = float(np.linspace(0.0, ch.tau, n)[k[1]]) if ch.d > 1 else 0.0
-    a_star = float(a[k[0]])
     flat = max(2.0 * ch.L, 2.0 * ch.gamma)
     if flat >= ell:
         return ChainSmoothness(flat, np.nan, np.nan, flat if ch.L >= ch.gamma else -flat)
