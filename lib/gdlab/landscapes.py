@@ -20,6 +20,7 @@ import numpy as np
 
 from ._checks import as_array, as_float, as_int, as_rng
 from .nets import MLPProblem, mlp_loss
+from .numerics import hessian_fd
 
 # ----------------------------------------------------------------------------------------------------------
 # The counterexample of Gelada & Buckman (chapter 1)
@@ -210,9 +211,7 @@ def hessian(landscape: Landscape, w, h: float = 1e-5) -> np.ndarray:
     w = as_array("w", w)
     if w.shape[-1:] != (2,):
         raise ValueError(f"w must have shape (..., 2); got {w.shape}")
-    h = as_float("h", h, high=1e-2)
-    H = np.stack([(landscape.grad(w + h * e) - landscape.grad(w - h * e)) / (2 * h) for e in np.eye(2)], axis=-1)
-    return 0.5 * (H + np.swapaxes(H, -1, -2))
+    return hessian_fd(landscape.grad, w, as_float("h", h, high=1e-2))
 
 
 def lipschitz_on_box(landscape: Landscape, n: int = 201, h: float = 1e-5) -> float:

@@ -50,17 +50,21 @@ def hvp_fd(grad: Callable[[np.ndarray], np.ndarray], w, v, h: float = 1e-5) -> n
 
 
 def hessian_fd(grad: Callable[[np.ndarray], np.ndarray], w, h: float = 1e-4) -> np.ndarray:
-    """Hessian ``Hess f(w)`` (p, p) by central differences of ``grad`` along each coordinate, symmetrised (chapter 2).
+    """Hessian ``Hess f(w)`` (p, p) by central differences of ``grad`` along each coordinate, symmetrised (chapters 1-2).
 
-    Truncation error O(h^2) for smooth ``f`` (``h^2 / 6`` times the third derivative of ``grad``), round-off about
-    ``1e-16 |grad| / h``; 2p evaluations of ``grad``. For the spectrum use ``numpy.linalg.eigvalsh``. Near a ReLU
-    kink pass the gradient of the polynomial piece instead (:func:`gdlab.nets.mlp_piece_hessian`): a stencil that
-    straddles the kink measures the jump of the gradient divided by ``2h``, not a curvature.
+    ``w`` may also be a batch (..., p) of points when ``grad`` maps (..., p) to (..., p); the result is then
+    (..., p, p). Truncation error O(h^2) for smooth ``f`` (``h^2 / 6`` times the third derivative of ``grad``),
+    round-off about ``1e-16 |grad| / h``; 2p evaluations of ``grad``. For the spectrum use ``numpy.linalg.eigvalsh``.
+    Near a ReLU kink pass the gradient of the polynomial piece instead (:func:`gdlab.nets.mlp_piece_hessian`): a
+    stencil that straddles the kink measures the jump of the gradient divided by ``2h``, not a curvature.
     """
-    w = as_array("w", w, ndim=1)
+    w = as_array("w", w)
+    if w.ndim == 0:
+        raise ValueError("w must have shape (p,) or (..., p); got a scalar")
     h = as_float("h", h)
-    H = np.column_stack([hvp_fd(grad, w, e, h) for e in np.eye(w.size)])
-    return 0.5 * (H + H.T)
+    H = np.stack([(np.asarray(grad(w + h * e)) - np.asarray(grad(w - h * e))) / (2.0 * h) for e in np.eye(w.shape[-1])],
+                 axis=-1)
+    return 0.5 * (H + np.swapaxes(H, -1, -2))
 
 
 def sharpness(grad: Callable[[np.ndarray], np.ndarray], w, seed=0, h: float = 1e-5, tol: float = 1e-8) -> float:
