@@ -1,7 +1,7 @@
 """Tests for chapter 1: the counterexample on its whole line, the Hessian certificate of non-convexity, the
-chapter's figures and explorer (plots and widgets sections "chapter 1"), and a power test for every check of the
-chapter (section "Power tests"): the check as the chapter runs it passes, and the same check on a deliberately
-wrong variant fails."""
+chapter's figures and what its explorer shows (gdlab.plots.ch01, gdlab.experiments.ch01), and a power test for every
+check of the chapter (section "Power tests"): the check as the chapter runs it passes, and the same check on a
+deliberately wrong variant fails."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from functools import cache
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from gdlab import plots, widgets
+from gdlab import plots
+from gdlab.experiments import ch01
 from gdlab.landscapes import (
     LANDSCAPES,
     HessianMin,
@@ -182,22 +183,29 @@ def test_descent_paths_figure_and_health_maps():
         plots.health_maps_figure(names=())
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Chapter 1 explorer (its contract with the spec, the widgets and the page: tests/test_explorers.py)
+# ---------------------------------------------------------------------------------------------------------
+
+
 def test_explorer_figure_at_defaults_converges_and_is_finite():
-    fig = plots.landscape_explorer_figure(**widgets.EXPLORERS["ch01 landscape"].defaults)
+    view = plots.ch01.View()
+    fig = view.update()
     assert len(fig.axes) == 2
-    assert "diverged" not in _texts(fig)
+    assert "diverged" not in _texts(fig) and "diverged" not in view.status
     assert _all_plotted_data_finite(fig)
 
 
 def test_explorer_figure_reports_divergence_without_nan_curves():
     # eta = 0.6 > 2/L = 0.5 on the convex quadratic: |1 - 4 eta| > 1, the y coordinate blows up.
-    fig = plots.landscape_explorer_figure(landscape="convex", x0=1.0, y0=1.0, eta=0.6, n_steps=200)
-    assert "diverged at step" in _texts(fig)
+    view = plots.ch01.View()
+    fig = view.update(landscape="convex", x0=1.0, y0=1.0, eta=0.6, n_steps=200)
+    assert "diverged at step" in _texts(fig) and "diverged at step" in view.status
     assert _all_plotted_data_finite(fig)
 
 
 def test_explorer_view_updates_one_figure_in_place_and_resets_the_divergence_label():
-    view = plots.LandscapeExplorerView()
+    view = plots.ch01.View()
     fig = view.update(landscape="convex", x0=1.0, y0=1.0, eta=0.6, n_steps=100)
     assert "diverged at step" in _texts(fig)
     segments_convex = len(view._contours.get_segments())
@@ -206,78 +214,22 @@ def test_explorer_view_updates_one_figure_in_place_and_resets_the_divergence_lab
     assert "final loss" in _texts(fig) and "trap" in _texts(fig)
     assert _all_plotted_data_finite(fig)
     assert len(view._contours.get_segments()) > 0 and segments_convex > 0
-    fig.canvas.draw()  # the view's own figure has an Agg canvas and is not managed by pyplot
-    assert all(plt.figure(num) is not fig for num in plt.get_fignums())
-
-
-def test_explorer_view_rejects_bad_settings_without_touching_its_figure():
-    view = plots.LandscapeExplorerView()
-    fig = view.update()
-    before = _texts(fig)
-    with pytest.raises(ValueError, match="eta"):
-        view.update(eta=0.0)
-    assert _texts(fig) == before
-
-
-def test_explorer_figure_is_a_new_figure_each_time():
-    a = plots.landscape_explorer_figure()
-    b = plots.landscape_explorer_figure()
-    assert a is not b
-
-
-@pytest.mark.parametrize("kwargs, name", [
-    ({"landscape": "nope"}, "name"),
-    ({"eta": -0.1}, "eta"),
-    ({"n_steps": 0}, "n_steps"),
-    ({"x0": float("nan")}, "x0"),
-])
-def test_explorer_figure_rejects_bad_settings(kwargs, name):
-    with pytest.raises(ValueError, match=name):
-        plots.landscape_explorer_figure(**kwargs)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Chapter 1 explorer
-# ---------------------------------------------------------------------------------------------------------
-
-
-def test_explorer_is_registered_with_matching_controls():
-    ex = widgets.EXPLORERS["ch01 landscape"]
-    assert ex.chapter == "1"
-    controls = ex.controls()
-    assert set(controls) == set(ex.defaults)
-    assert controls["landscape"].value == ex.defaults["landscape"]
-    for name in ("x0", "y0", "eta", "n_steps"):
-        assert controls[name].value == pytest.approx(ex.defaults[name])
-    assert set(controls["landscape"].options) == set(LANDSCAPES)
-    for name in ("x0", "y0"):
-        assert controls[name].min <= ex.defaults[name] <= controls[name].max
-
-
-def test_explorer_callback_never_raises():
-    ex = widgets.EXPLORERS["ch01 landscape"]
-    assert isinstance(widgets.safe_update(ex, **ex.defaults), Figure)
-    msg = widgets.safe_update(ex, **{**ex.defaults, "eta": -1.0})
-    assert isinstance(msg, str) and "eta" in msg
-
-
-def test_live_builds_a_widget():
-    box = widgets.live(widgets.EXPLORERS["ch01 landscape"])
-    assert box.children  # controls, output area, interactive wiring
 
 
 def test_explorer_title_says_global_and_local_limits():
     # the trap at eta = 0.5: above 2/L_box (0.179) and below the local limit at the star (0.909), where it converges
-    fig = plots.landscape_explorer_figure(landscape="trap", x0=1.5, y0=0.5, eta=0.5, n_steps=100)
+    view = plots.ch01.View()
+    fig = view.update(landscape="trap", x0=1.5, y0=0.5, eta=0.5, n_steps=100)
     text = _texts(fig)
     assert "global limit 2/L_box = 0.179" in text and "local limit at the star 2/lambda_max = 0.909" in text
     assert "above 2/L_box, below the local limit" in text and "stability limit" not in text
-    fig = plots.landscape_explorer_figure(landscape="trap", x0=1.5, y0=0.5, eta=0.95, n_steps=100)
+    assert "global limit 2/L_box = 0.179" in view.status and "above 2/L_box, below the local limit" in view.status
+    fig = view.update(landscape="trap", x0=1.5, y0=0.5, eta=0.95, n_steps=100)
     assert "above the local limit" in _texts(fig)
 
 
 def test_explorer_panels_have_coordinate_and_step_ticks():
-    fig = plots.landscape_explorer_figure()
+    fig = plots.ch01.View().update()
     fig.canvas.draw()
     ax_path, ax_loss = fig.axes
     for axis in (ax_path.xaxis, ax_path.yaxis, ax_loss.xaxis, ax_loss.yaxis):
@@ -288,9 +240,16 @@ def test_explorer_panels_have_coordinate_and_step_ticks():
 
 
 def test_step_regime():
-    assert plots.step_regime(0.1, 0.179, 0.909) == "below both limits"
-    assert plots.step_regime(0.5, 0.179, 0.909) == "above 2/L_box, below the local limit"
-    assert plots.step_regime(1.0, 0.179, 0.909).startswith("above the local limit")
+    assert ch01.step_regime(0.1, 0.179, 0.909) == "below both limits"
+    assert ch01.step_regime(0.5, 0.179, 0.909) == "above 2/L_box, below the local limit"
+    assert ch01.step_regime(1.0, 0.179, 0.909).startswith("above the local limit")
+
+
+def test_explorer_run_is_descent_paths_from_the_start():
+    res = ch01.run(landscape="trap", x0=-1.8, eta=0.1)
+    paths = descent_paths(LANDSCAPES["trap"], np.array([[-1.8, 1.6]]), 0.1, 60)
+    np.testing.assert_array_equal(res.paths.w, paths.w)
+    assert res.global_limit == 2 / lipschitz_on_box(LANDSCAPES["trap"]) and res.regime == "below both limits"
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from gdlab import bounds, flow, nets, numerics, plots, widgets
+from gdlab import bounds, flow, nets, numerics, plots
+from gdlab.experiments import ch02
 from matplotlib.figure import Figure
 
 
@@ -122,7 +123,7 @@ def test_rate_residual_shrinks_like_h_squared_on_a_smooth_flow(quad):
 
 
 def test_flow_interpolant_matches_a_direct_solution():
-    problem, w0 = plots.ch02_mlp()  # crosses ReLU kinks on [0, 1] but never slides along one
+    problem, w0 = ch02.mlp()  # crosses ReLU kinks on [0, 1] but never slides along one
     traj = flow.gradient_flow(problem.loss_grad, w0, 1.0, n_eval=401, rtol=1e-11, atol=1e-13)
     at = flow.flow_interpolant(traj, problem.loss_grad)
     t = np.array([0.0, 0.0137, 0.311, 0.777])
@@ -142,37 +143,30 @@ def test_flow_interpolant_matches_a_direct_solution():
 def test_explorer_flow_curve_ends_at_the_flows_loss(step, steps):
     """The green curve's last point is the flow's loss at t_end = steps * eta, not the cached run's final loss at
     t = 4 (for eta * lambda = 0.05 and 300 steps the old curve dropped from 0.17 to 2e-19 at its last point)."""
-    setup, eta, _, _, tf, lf, _ = plots._ch02_run("MLP", step, steps)
-    t_end = min(steps * eta, plots._CH02_FLOW_T)
-    direct = flow.gradient_flow(setup.loss_grad, setup.w0, t_end, t_eval=np.array([0.0, t_end]), rtol=1e-10,
+    run = ch02.run(problem="MLP", step=step, steps=steps)
+    t_end = min(steps * run.eta, ch02.FLOW_T)
+    direct = flow.gradient_flow(run.setup.loss_grad, run.setup.w0, t_end, t_eval=np.array([0.0, t_end]), rtol=1e-10,
                                 atol=1e-12)
-    assert tf[-1] == pytest.approx(steps * eta, rel=1e-12)
+    tf, lf = run.flow_t, run.flow_loss
+    assert tf[-1] == pytest.approx(steps * run.eta, rel=1e-12)
     assert lf[-1] == pytest.approx(direct.loss[-1], rel=1e-3, abs=1e-14)
     assert np.all(np.diff(lf) <= 1e-12 * lf[:-1] + 1e-15)  # never increases (Result 1.2), up to the round-off floor
 
 
 def test_chapter2_problems_match_the_notebook_set_up():
-    problem, w0 = plots.ch02_mlp()
+    problem, w0 = ch02.mlp()
     assert problem.shapes == (4, 32, 2) and problem.x.shape[1] == 3 and w0.size == problem.dim
-    quad, w0q = plots.ch02_quadratic()
+    assert ch02.MLP == (4, 32, 2, 3, 0, 100)  # m, k, n, p, data seed, init seed (the notebook unpacks them)
+    quad, w0q = ch02.quadratic()
     assert quad.L == 1.0 and w0q.shape == (6,)
 
 
-def test_explorer_default_update_returns_a_figure():
-    explorer = widgets.EXPLORERS["ch02 gd vs flow"]
-    fig = explorer.update(**explorer.defaults)
-    assert isinstance(fig, Figure)
-    fig.canvas.draw()
-    plt.close(fig)
-
-
 @pytest.mark.parametrize("problem", ["quadratic", "MLP"])
-@pytest.mark.parametrize("step", [plots.CH02_STEP_RANGE[0], 1.0, 1.999, 2.001, plots.CH02_STEP_RANGE[1]])
-@pytest.mark.parametrize("steps", [plots.CH02_STEPS_RANGE[0], plots.CH02_STEPS_RANGE[1]])
-def test_explorer_extreme_controls_never_raise(problem, step, steps):
-    fig = plots.gd_flow_explorer_figure(problem=problem, step=step, steps=steps)
+@pytest.mark.parametrize("step", [1.0, 1.999, 2.001])
+@pytest.mark.parametrize("steps", [10, 300])
+def test_explorer_draws_steps_at_the_threshold(problem, step, steps):
+    fig = plots.ch02.View().update(problem=problem, step=step, steps=steps)
     fig.canvas.draw()
-    plt.close(fig)
 
 
 def _texts(fig):
@@ -181,32 +175,17 @@ def _texts(fig):
 
 
 def test_explorer_reports_divergence():
-    fig = plots.gd_flow_figure(problem="quadratic", step=8.0, steps=100)
+    view = plots.ch02.View()
+    fig = view.update(problem="quadratic", step=8.0, steps=100)
+    assert any(t.startswith("diverged at step") for t in _texts(fig)) and "diverged at step" in view.status
+    fig = plots.ch02.View().update(problem="MLP", step=8.0, steps=100)
     assert any(t.startswith("diverged at step") for t in _texts(fig))
-    fig = plots.gd_flow_figure(problem="MLP", step=8.0, steps=100)
-    assert any(t.startswith("diverged at step") for t in _texts(fig))
-    fig = plots.gd_flow_explorer_figure(problem="quadratic", step=0.5, steps=50)  # the shared view clears it again
-    assert not any(t.startswith("diverged") for t in _texts(fig))
-
-
-@pytest.mark.parametrize("settings", [{"step": 0.0}, {"step": 9.0}, {"steps": 5}, {"steps": 2.5}, {"problem": "cubic"}])
-def test_explorer_bad_settings_raise_value_error_and_safe_update_reports_them(settings):
-    with pytest.raises(ValueError):
-        plots.gd_flow_explorer_figure(**settings)
-    explorer = widgets.EXPLORERS["ch02 gd vs flow"]
-    assert isinstance(widgets.safe_update(explorer, **{**explorer.defaults, **settings}), str)
-
-
-def test_explorer_controls_cover_the_ranges():
-    controls = widgets.EXPLORERS["ch02 gd vs flow"].controls()
-    assert set(controls) == set(widgets.CH02_DEFAULTS)
-    assert controls["step"].value == widgets.CH02_DEFAULTS["step"]
-    assert 10 ** controls["step"].max >= plots.CH02_STEP_RANGE[1] * 0.999
-    assert 10 ** controls["step"].min <= plots.CH02_STEP_RANGE[0] * 1.001
+    fig = view.update(problem="quadratic", step=0.5, steps=50)  # the same view clears it again
+    assert not any(t.startswith("diverged") for t in _texts(fig)) and "diverged" not in view.status
 
 
 def test_notebook_figures_draw(quad):
-    problem, w0 = plots.ch02_mlp()
+    problem, w0 = ch02.mlp()
     traj = flow.gradient_flow(problem.loss_grad, w0, 0.3, n_eval=65, rtol=1e-8, atol=1e-10)
     pattern = lambda w: problem.unpack(w)[0] @ problem.x > 0  # noqa: E731
     runs = [flow.gradient_descent(quad.loss_grad, np.ones(4), c / quad.L, 60) for c in (0.5, 1.5, 2.5)]
@@ -237,7 +216,7 @@ def test_gd_flow_gap_keeps_runs_and_distances(quad):
 
 
 def test_mlp_piece_hessian_is_the_hessian_away_from_kinks_and_one_sided_at_one():
-    problem, w0 = plots.ch02_mlp()
+    problem, w0 = ch02.mlp()
     grad = lambda w: problem.loss_grad(w)[1]  # noqa: E731
     H = nets.mlp_piece_hessian(problem, w0)  # w0 is 8e-3 away from the nearest kink: differences of grad are fine
     assert numerics.relative_error(H, numerics.hessian_fd(grad, w0, h=1e-6)) < 1e-6
@@ -301,7 +280,7 @@ def test_descent_lemma_ratio_bad_input(quad):
 
 @pytest.fixture(scope="module")
 def mlp():
-    problem, w0 = plots.ch02_mlp()
+    problem, w0 = ch02.mlp()
     traj = flow.gradient_flow(problem.loss_grad, w0, 1.0, n_eval=1601, rtol=1e-10, atol=1e-12)
     return problem, w0, traj
 
@@ -393,7 +372,7 @@ def test_power_euler_bounds_fail_with_half_the_constant():
     """Check "gap <= both bounds at every step": both bounds are nearly equalities at the first step, so the same
     bounds with their constant halved (K/2 for thm-euler, Lam/2 for thm-euler-one-sided) fail on the MLP (constants
     measured as in the chapter) and on the quadratic (exact constants)."""
-    problem, w0 = plots.ch02_mlp()
+    problem, w0 = ch02.mlp()
     gap = flow.gd_flow_gap(problem.loss_grad, w0, 0.016 * 2.0 ** -np.arange(6), t_max=0.25)
     path = flow.gradient_flow(problem.loss_grad, w0, 0.25, n_eval=17, rtol=1e-10, atol=1e-12).w
     samples = np.vstack([path, *(r.w[:: max(1, r.w.shape[0] // 8)] for r in gap.runs)])
@@ -405,7 +384,7 @@ def test_power_euler_bounds_fail_with_half_the_constant():
     lip, one = _euler_min_ratios(gap, K / 2, L, L / 2, mu)
     assert np.any(lip < 1) and np.any(one < 1)
 
-    quad, w0q = plots.ch02_quadratic()
+    quad, w0q = ch02.quadratic()
     gap = flow.gd_flow_gap(quad.loss_grad, w0q, 0.1 * 2.0 ** -np.arange(5), t_max=2.0)
     K = max(np.linalg.norm(quad.H @ quad.H @ w) for w in quad.flow(w0q, np.linspace(0, 2.0, 401)))
     lip, one = _euler_min_ratios(gap, K, quad.L, quad.L, -quad.mu)
@@ -418,7 +397,7 @@ def test_power_one_sided_bound_fails_with_a_claimed_convexity_it_does_not_have()
     """thm-euler-one-sided with mu = -1 (claiming lambda_min >= 1, ten times the true 0.1 of the chapter's quadratic)
     fails once the slow directions dominate the gap (horizon T = 10: the ratio drops to 0.74); on an isotropic
     quadratic, where mu = -lambda is exact, the bound is an equality as eta -> 0."""
-    quad, w0q = plots.ch02_quadratic()
+    quad, w0q = ch02.quadratic()
     gap = flow.gd_flow_gap(quad.loss_grad, w0q, [0.05], t_max=10.0)
     run, dist = gap.runs[0], gap.distances[0]
     assert np.all(bounds.euler_one_sided_bound(0.05, run.grad_norm, quad.L, -quad.mu)[1:] >= dist[1:])
@@ -433,7 +412,7 @@ def test_power_quadratic_regime_checks():
     """Step-size regimes on the quadratic: (i) the loss never goes up below 2/L, but a threshold 10% too large
     (2.2/L) would wrongly cover eta L = 2.1, where it goes up; (ii) the closed form with exponent k instead of 2k
     predicts a different divergence step than the one observed (82)."""
-    quad, w0 = plots.ch02_quadratic()
+    quad, w0 = ch02.quadratic()
     f0 = quad.loss_grad(w0)[0]
     for eta_L in (0.5, 1.5, 1.99):
         assert flow.loss_increases(flow.gradient_descent(quad.loss_grad, w0, eta_L / quad.L, 300)).size == 0
@@ -449,7 +428,7 @@ def test_power_quadratic_regime_checks():
 
 @pytest.fixture(scope="module")
 def scan():
-    problem, w0 = plots.ch02_mlp()
+    problem, w0 = ch02.mlp()
     lam0 = numerics.sharpness(lambda w: problem.loss_grad(w)[1], w0)
     runs = {r: flow.gradient_descent(problem.loss_grad, w0, r * 2 / lam0, 200) for r in (0.5, 1.1, 1.5, 2.25, 2.5)}
     return problem, lam0, runs
@@ -491,7 +470,7 @@ def test_power_catapult_check(scan):
 def test_power_steps_bound_table_has_slack_47():
     """T_eps check (every measured count <= its bound): with the bound divided by 50 it fails; the smallest ratio
     bound / steps in the chapter's table is 47 (quadratic, eta L = 0.5, eps = 0.1)."""
-    quad, w0 = plots.ch02_quadratic()
+    quad, w0 = ch02.quadratic()
     f0 = quad.loss_grad(w0)[0]
     run = flow.gradient_descent(quad.loss_grad, w0, 0.5 / quad.L, 400)
     steps = flow.steps_to_stationary(run, 0.1)
@@ -504,7 +483,7 @@ def test_power_descent_lemma_is_tight_on_the_top_eigenvector():
     """Per-step descent lemma: on the top eigenvector actual / guaranteed decrease = 1 (to 1e-9); with omega's
     eta L / 2 replaced by eta L / 4 the ratio is 0.67 at eta L = 1, and with L understated by a factor 2 (a
     hypothesis dropped) the guarantee exceeds the actual decrease: both fail."""
-    quad, _ = plots.ch02_quadratic()
+    quad, _ = ch02.quadratic()
     u = quad.Q[:, -1]
     for eta_L in (0.25, 0.5, 1.0, 1.5, 1.9):
         for c in (1e-3, 1.0, 1e3):

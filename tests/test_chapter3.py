@@ -3,10 +3,10 @@ inequality (property test), gradients with n > 1 outputs, bad inputs and the cha
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from gdlab import bounds, flow, nets, numerics, plots, widgets
+from gdlab import bounds, flow, nets, numerics, plots
+from gdlab.experiments import ch02, ch03
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
@@ -190,45 +190,23 @@ def test_same_seed_same_bits():
     (lambda: bounds.one_point_outcomes(2, 4, 2, 3, 0, courant=0.0), "courant"),
     (lambda: bounds.one_point_descent("runs", 0.1, 3), "runs"),
     (lambda: bounds.one_point_limits(None), "runs"),
-    (lambda: plots.ch03_run(k=-3), "k"),
-    (lambda: plots.ch03_run(eta=np.inf), "eta"),
+    (lambda: ch03.run(k=-3), "k"),
+    (lambda: ch03.run(eta=np.inf), "eta"),
 ])
 def test_bad_inputs_raise_value_error_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
 
 
-# --- explorer ------------------------------------------------------------------------------------------
-
-def test_explorer_is_registered_and_draws_defaults():
-    ex = widgets.EXPLORERS["ch03 health"]
-    assert set(ex.controls()) == set(ex.defaults) == {"m", "k", "n", "eta", "steps", "draw"}
-    fig = ex.update(**ex.defaults)
-    assert isinstance(fig, Figure)
-    fig.canvas.draw()
-
-
-@pytest.mark.parametrize("settings_", [
-    {"m": 1, "k": 1, "n": 1, "eta": 1e-4, "steps": 10, "draw": 0},
-    {"m": 16, "k": 256, "n": 8, "eta": 10**-0.5, "steps": 1000, "draw": 999},
-    {"m": 16, "k": 1, "n": 8, "eta": 10**-0.5, "steps": 1000, "draw": 5},
-    {"m": 1, "k": 256, "n": 1, "eta": 1e-4, "steps": 1000, "draw": 17},
-    {"m": 2, "k": 16, "n": 2, "eta": 0.2, "steps": 300, "draw": 3},
-])
-def test_explorer_extreme_controls_never_raise(settings_):
-    ex = widgets.EXPLORERS["ch03 health"]
-    result = widgets.safe_update(ex, **settings_)
-    assert isinstance(result, Figure)
-    result.canvas.draw()
-    plt.close("all")
-
+# --- explorer (its contract with the spec, the widgets and the page: tests/test_explorers.py) -------------------
 
 def test_explorer_shows_vacuous_bounds_and_divergence():
-    fig = plots.health_explorer_figure(m=16, k=1, n=8, eta=0.3, steps=100, draw=1)
+    view = plots.ch03.View()
+    fig = view.update(m=16, k=1, n=8, eta=0.3, steps=100, draw=1)
     texts = " ".join(t.get_text() for t in fig.texts)
-    assert "vacuous" in texts
-    fig = plots.health_explorer_figure()
-    assert "vacuous" not in " ".join(t.get_text() for t in fig.texts)
+    assert "vacuous" in texts and "vacuous" in view.status
+    fig = view.update()
+    assert "vacuous" not in " ".join(t.get_text() for t in fig.texts) and "vacuous" not in view.status
 
 
 def _pixels(fig) -> np.ndarray:
@@ -242,7 +220,7 @@ def test_pixel_cached_legend_draws_the_same_pixels_as_a_legend():
     from matplotlib.legend import Legend
 
     figs = []
-    for cls in (Legend, plots.PixelCachedLegend):
+    for cls in (Legend, plots.style.PixelCachedLegend):
         fig = Figure(figsize=(5, 3))
         FigureCanvasAgg(fig)
         ax = fig.add_axes((0.1, 0.1, 0.5, 0.8))
@@ -274,7 +252,7 @@ def test_gd_health_factor_holds_on_the_chapter2_quadratic_and_its_power(eta_L, p
     """The chapter's check, and the same check with the health constant doubled (a wrong alpha): that one fails for
     the small steps. Near 2/L the check has slack (measured 0.72 and 0.81 against 0.93 and 0.98): a doubled alpha
     would pass there too, as the chapter says."""
-    quad, w0 = plots.ch02_quadratic()
+    quad, w0 = ch02.quadratic()
     eta = eta_L / quad.L
     measured = _max_step_factor(quad, w0, eta, 100)
     assert measured <= bounds.gd_health_factor(2 * quad.mu, quad.L, eta)
@@ -354,7 +332,7 @@ def test_relaxed_gd_power_the_idealised_constants_fail_at_finite_time():
 
 def test_sufficient_decrease_ratio_on_quadratics():
     """On an L-smooth quadratic rho >= 1 - eta L / 2, with equality on the top eigenvector; past 2/L it is negative."""
-    quad, w0 = plots.ch02_quadratic()
+    quad, w0 = ch02.quadratic()
     for eta_L in (0.25, 1.0, 1.9):
         eta = eta_L / quad.L
         gd = flow.gradient_descent(quad.loss_grad, w0, eta, 60)
@@ -438,12 +416,14 @@ def test_balance_is_conserved_and_the_unweighted_one_is_not():
 
 
 def test_explorer_says_when_a_bound_is_violated_and_fits_the_range():
-    run = plots.ch03_run(m=2, k=2, n=1, draw=66)
+    run = ch03.run(m=2, k=2, n=1, draw=66)
     assert run.flow_dead and run.flow_loss[-1] > run.idealised
-    fig = plots.health_explorer_figure(m=2, k=2, n=1, draw=66)
+    view = plots.ch03.View()
+    fig = view.update(m=2, k=2, n=1, draw=66)
     assert "idealised bound VIOLATED" in " ".join(t.get_text() for t in fig.texts)
+    assert "idealised bound VIOLATED: flow stalls at 0.121 > 0.106 (units dead)" in view.status
     assert fig.axes[0].get_ylim()[0] > 1e-3  # not a fixed 16-decade axis
-    fig = plots.health_explorer_figure(eta=0.3, steps=100)
+    fig = view.update(eta=0.3, steps=100)
     assert "no GD guarantee" in " ".join(t.get_text() for t in fig.texts)
 
 

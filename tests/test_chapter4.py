@@ -1,53 +1,32 @@
-"""Tests of the chapter-4 explorer and plots: registration, every corner of the controls, divergence shown as text,
-the kernel predictor it draws, and the chapter's figures on small inputs."""
+"""Tests of the chapter-4 explorer and plots: divergence shown as text, the kernel predictor it draws, and the
+chapter's figures on small inputs (the explorer's contract with its spec: tests/test_explorers.py)."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from explorer_checks import check_explorer_draws, explorer_corners
-from gdlab import nets, ntk, plots, widgets
-from matplotlib.figure import Figure
-
-EXPLORER = "ch04 ntk"
-
-
-def test_explorer_is_registered_and_draws_defaults():
-    ex = widgets.EXPLORERS[EXPLORER]
-    assert set(ex.controls()) == set(ex.defaults) == {"m", "eta", "steps", "draw"}
-    fig = ex.update(**ex.defaults)
-    assert isinstance(fig, Figure)
-    fig.canvas.draw()
-    assert "|H(t) - H(0)|_F / |H(0)|_F" in " ".join(t.get_text() for t in fig.texts)
-
-
-@pytest.mark.parametrize("settings_", explorer_corners(EXPLORER))
-def test_explorer_corners_never_raise_or_warn(settings_):
-    check_explorer_draws(EXPLORER, settings_)
+from gdlab import nets, ntk, plots
+from gdlab.experiments import ch04
 
 
 def test_explorer_says_when_training_diverges():
-    fig = plots.ntk_explorer_figure(m=10, eta=3.0, steps=100, draw=0)
+    view = plots.ch04.View()
+    fig = view.update(m=10, eta=3.0, steps=100, draw=0)
     note = " ".join(t.get_text() for ax in fig.axes for t in ax.texts if t.get_visible())
     assert "diverged at step" in note and "kernel model diverges too" in note
-    fig = plots.ntk_explorer_figure()
+    assert "diverged at step" in view.status and "kernel model diverges too" in view.status
+    fig = view.update()
     assert not any(t.get_visible() and t.get_text() for ax in fig.axes for t in ax.texts)
-
-
-def test_explorer_rejects_bad_settings_with_a_message():
-    ex = widgets.EXPLORERS[EXPLORER]
-    for bad, name in (({"m": 0}, "m"), ({"eta": -1.0}, "eta"), ({"steps": 0}, "steps"), ({"draw": -1}, "draw")):
-        message = widgets.safe_update(ex, **{**ex.defaults, **bad})
-        assert isinstance(message, str) and name in message
+    assert "|H(t) - H(0)|_F / |H(0)|_F" in " ".join(t.get_text() for t in fig.texts)
 
 
 def test_explorer_kernel_predictor_is_the_linearised_model():
     """What the explorer draws as the kernel predictor equals gradient descent on the linearised model
     ``u <- u - eta H* (u - y)`` carried to the test inputs, iterated step by step."""
-    res = plots.ch04_run(m=300, eta=0.4, steps=60, draw=2)
-    H, K, _ = plots._ch04_kernels()
-    y = plots.ch04_targets(plots.CH04_ANGLES)
+    res = ch04.run(m=300, eta=0.4, steps=60, draw=2)
+    H, K, _ = ch04.kernels()
+    y = ch04.targets(ch04.ANGLES)
     u, f = res.run.u[0].copy(), res.f0.copy()
     for _ in range(60):
         f -= 0.4 * K @ (u - y)
@@ -56,12 +35,12 @@ def test_explorer_kernel_predictor_is_the_linearised_model():
 
 
 def test_explorer_run_matches_the_library_training():
-    res = plots.ch04_run(m=100, eta=0.5, steps=40, draw=5)
+    res = ch04.run(m=100, eta=0.5, steps=40, draw=5)
     W0, a = nets.du_init(100, 2, 5)
-    X = ntk.circle_inputs(plots.CH04_ANGLES)
-    run = ntk.lazy_training(X, plots.ch04_targets(plots.CH04_ANGLES), W0, a, 0.5, 40, records=25)
+    X = ntk.circle_inputs(ch04.ANGLES)
+    run = ntk.lazy_training(X, ch04.targets(ch04.ANGLES), W0, a, 0.5, 40, records=25)
     np.testing.assert_array_equal(res.run.W, run.W)
-    np.testing.assert_allclose(res.f_net, nets.du_forward(run.W, a, ntk.circle_inputs(plots._CH04_TEST)), rtol=1e-13)
+    np.testing.assert_allclose(res.f_net, nets.du_forward(run.W, a, ntk.circle_inputs(ch04.TEST_ANGLES)), rtol=1e-13)
 
 
 def test_chapter_figures_draw_on_small_inputs():
@@ -85,13 +64,13 @@ def test_chapter_figures_draw_on_small_inputs():
 def test_explorer_status_says_where_training_diverged_never_nan():
     """At the largest step size of the explorer (10^0.5) GD diverges: the status line names the step, prints no
     ``nan``, and the loss curve is drawn up to the divergence (every step recorded)."""
-    fig = plots.ntk_explorer_figure(m=300, eta=10**0.5, steps=100, draw=0)
+    view = plots.ch04.View()
+    fig = view.update(m=300, eta=10**0.5, steps=100, draw=0)
     status = " ".join(t.get_text() for t in fig.texts)
-    assert "diverged at step" in status and "nan" not in status
-    res = plots.ch04_run(m=300, eta=10**0.5, steps=100, draw=0)
+    assert "diverged at step" in status and "nan" not in status and "nan" not in view.status
+    res = ch04.run(m=300, eta=10**0.5, steps=100, draw=0)
     assert res.run.k.size == res.run.diverged_at and np.all(np.isfinite(res.run.loss))
-    assert len(plots._CH04_VIEW[0]._loss.get_xdata()) == res.run.diverged_at
-    plt.close("all")
+    assert len(view._loss.get_xdata()) == res.run.diverged_at
 
 
 # --- power tests: every check of the chapter, run on a deliberately wrong variant, fails ----------------------
@@ -309,8 +288,8 @@ def test_power_kernel_predictor_check():
     def degree0(A, B):
         return (np.pi - np.arccos(np.clip(A @ B.T, -1, 1))) / (2 * np.pi)
 
-    X = ntk.circle_inputs(plots.CH04_ANGLES)
-    y = plots.ch04_targets(plots.CH04_ANGLES)
+    X = ntk.circle_inputs(ch04.ANGLES)
+    y = ch04.targets(ch04.ANGLES)
     Z = ntk.circle_inputs(np.linspace(0, 2 * np.pi, 91))
     right, wrong, broken = {}, {}, []
     for m in (100, 3000):
@@ -339,9 +318,9 @@ def test_power_kernel_predictor_check():
 def test_power_explorer_predictor_is_not_the_linearised_model_with_twice_the_kernel():
     """Check of the explorer: its kernel predictor is GD on the linearised model; iterating with 2 H* instead
     (the kernel over pi) misses it by far more than the check's tolerance."""
-    res = plots.ch04_run(m=300, eta=0.4, steps=60, draw=2)
-    H, K, _ = plots._ch04_kernels()
-    y = plots.ch04_targets(plots.CH04_ANGLES)
+    res = ch04.run(m=300, eta=0.4, steps=60, draw=2)
+    H, K, _ = ch04.kernels()
+    y = ch04.targets(ch04.ANGLES)
     u, f = res.run.u[0].copy(), res.f0.copy()
     for _ in range(60):
         f -= 0.4 * 2 * K @ (u - y)

@@ -1,77 +1,54 @@
-"""Tests of the chapter-5 explorer and plots: registration, every corner of the controls, the verdict it shows, bad
-settings, and the chapter's figures on small inputs."""
+"""Tests of the chapter-5 explorer and plots: the verdict it shows, its run against the library, and the chapter's
+figures on small inputs (the explorer's contract with its spec: tests/test_explorers.py)."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from explorer_checks import check_explorer_draws, explorer_corners
-from gdlab import params, plots, widgets
-from matplotlib.figure import Figure
-
-EXPLORER = "ch05 params"
-
-
-def test_explorer_is_registered_and_draws_defaults():
-    ex = widgets.EXPLORERS[EXPLORER]
-    assert set(ex.controls()) == set(ex.defaults) == {"width", "n_points", "data", "draw"}
-    fig = ex.update(**ex.defaults)
-    assert isinstance(fig, Figure)
-    fig.canvas.draw()
-    assert "rank D" in " ".join(t.get_text() for t in fig.texts)
-
-
-@pytest.mark.parametrize("settings_", explorer_corners(EXPLORER))
-def test_explorer_corners_never_raise_or_warn(settings_):
-    check_explorer_draws(EXPLORER, settings_)
+from gdlab import params, plots
+from gdlab.experiments import ch05
 
 
 def test_explorer_verdict_follows_the_rank():
-    res = plots.ch05_run(width=8, n_points=2, data="generic", draw=0)
+    res = ch05.run(width=8, n_points=2, data="generic", draw=0)
     assert res.K > res.QN and res.rank == res.QN
-    fig = plots.params_explorer_figure(width=8, n_points=2, data="generic", draw=0)
-    assert "can still go to zero" in " ".join(t.get_text() for t in fig.texts)
-    res = plots.ch05_run(width=1, n_points=12, data="generic", draw=0)
+    view = plots.ch05.View()
+    fig = view.update(width=8, n_points=2, data="generic", draw=0)
+    assert "can still go to zero" in " ".join(t.get_text() for t in fig.texts) and "can still go to zero" in view.status
+    res = ch05.run(width=1, n_points=12, data="generic", draw=0)
     assert res.rank < res.QN and res.rank <= res.rank_bound
-    fig = plots.params_explorer_figure(width=1, n_points=12, data="generic", draw=0)
-    assert "out of reach" in " ".join(t.get_text() for t in fig.texts)
+    fig = view.update(width=1, n_points=12, data="generic", draw=0)
+    assert "out of reach" in " ".join(t.get_text() for t in fig.texts) and "out of reach" in view.status
+    assert "rank D" in " ".join(t.get_text() for t in fig.texts)
 
 
 def test_explorer_verdict_is_not_fooled_by_a_rank_deficit_at_the_end():
     """W = 8, N = 12 clustered: K = 86 >= QN = 72 and the rank bound is QN, so a rank deficit after 250 steps is no
     verdict (training on lowers the cost further); the round-off lambda_min is shown as a bound, never as a value.
     Wrong variant (the old verdict "rank D < QN: out of reach") would say "out of reach" here: this test fails on it."""
-    res = plots.ch05_run(width=8, n_points=12, data="clustered", draw=0)
+    res = ch05.run(width=8, n_points=12, data="clustered", draw=0)
     assert res.K >= res.QN and res.rank_bound == res.QN and res.rank < res.QN
-    status, verdict = plots.ch05_verdict(res)
+    status, verdict = ch05.verdict(res)
     assert "out of reach" not in verdict and "no verdict" in verdict
     assert status.endswith("lambda_min(D D^T) < 1e-18 lambda_max (round-off)")
-    longer = params.fit(params.FCProblem((plots.CH05_M, 8, plots.CH05_Q),
-                                         *params.clustered_data(12, plots.CH05_M, plots.CH05_Q, 2, 1000)),
+    longer = params.fit(params.FCProblem((ch05.M, 8, ch05.Q),
+                                         *params.clustered_data(12, ch05.M, ch05.Q, 2, 1000)),
                         res.fit.gd_theta, 3000)
-    D = params.jacobian(longer.gd_theta, (plots.CH05_M, 8, plots.CH05_Q),
-                        params.clustered_data(12, plots.CH05_M, plots.CH05_Q, 2, 1000)[0])
+    D = params.jacobian(longer.gd_theta, (ch05.M, 8, ch05.Q),
+                        params.clustered_data(12, ch05.M, ch05.Q, 2, 1000)[0])
     assert params.numerical_rank(D) <= res.QN and longer.gd_cost < 0.9 * res.fit.cost[-1]  # training on: still falls
-    generic = plots.ch05_verdict(plots.ch05_run(width=2, n_points=6, data="clustered", draw=0))[1]
+    generic = ch05.verdict(ch05.run(width=2, n_points=6, data="clustered", draw=0))[1]
     assert "not generic" in generic and "out of reach" not in generic
 
 
 def test_explorer_run_is_the_library_fit():
-    res = plots.ch05_run(width=3, n_points=5, data="clustered", draw=4)
-    X, Y = params.clustered_data(5, plots.CH05_M, plots.CH05_Q, 2, 1004)
-    problem = params.FCProblem((plots.CH05_M, 3, plots.CH05_Q), X, Y)
-    fit = params.fit(problem, params.init((plots.CH05_M, 3, plots.CH05_Q), 4), plots.CH05_STEPS, records=81)
+    res = ch05.run(width=3, n_points=5, data="clustered", draw=4)
+    X, Y = params.clustered_data(5, ch05.M, ch05.Q, 2, 1004)
+    problem = params.FCProblem((ch05.M, 3, ch05.Q), X, Y)
+    fit = params.fit(problem, params.init((ch05.M, 3, ch05.Q), 4), ch05.STEPS, records=81)
     np.testing.assert_array_equal(res.fit.cost, fit.cost)
-    assert res.K == problem.K and res.QN == 5 * plots.CH05_Q
-
-
-def test_explorer_rejects_bad_settings_with_a_message():
-    ex = widgets.EXPLORERS[EXPLORER]
-    for bad, name in (({"width": 0}, "width"), ({"n_points": 0}, "n_points"), ({"data": "other"}, "data"),
-                      ({"draw": -1}, "draw")):
-        message = widgets.safe_update(ex, **{**ex.defaults, **bad})
-        assert isinstance(message, str) and name in message
+    assert res.K == problem.K and res.QN == 5 * ch05.Q
 
 
 def test_chapter_figures_draw_on_small_inputs():

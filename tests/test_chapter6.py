@@ -1,6 +1,6 @@
-"""Tests of the chapter-6 explorer and plots: registration, every corner of the controls (and every method at the
-extremes of noise and step), what the status line says, the explorer's runs against the library, bad settings, and
-the chapter's figures on small inputs."""
+"""Tests of the chapter-6 explorer and plots: every method at the extremes of noise and step, what the status line
+says, the explorer's runs against the library, and the chapter's figures on small inputs (the explorer's contract
+with its spec: tests/test_explorers.py)."""
 
 from __future__ import annotations
 
@@ -9,91 +9,70 @@ import itertools
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from explorer_checks import check_explorer_draws, explorer_corners
-from gdlab import plots, saddles, widgets
-from matplotlib.figure import Figure
-
-EXPLORER = "ch06 saddles"
+from explorer_checks import draws_cleanly
+from gdlab import chain, plots, saddles, widgets
+from gdlab.experiments import ch06
 
 
 def _status(fig) -> str:
     return " ".join(t.get_text() for t in fig.texts)
 
 
-def test_explorer_is_registered_and_draws_defaults():
-    ex = widgets.EXPLORERS[EXPLORER]
-    assert set(ex.controls()) == set(ex.defaults) == {"method", "noise", "alpha", "offset", "draw"}
-    assert list(ex.controls()["method"].options) == list(plots.CH06_METHODS)
-    fig = ex.update(**ex.defaults)
-    assert isinstance(fig, Figure)
-    fig.canvas.draw()
-    assert "left the saddle" in _status(fig)
-
-
-@pytest.mark.parametrize("settings_", explorer_corners(EXPLORER))
-def test_explorer_corners_never_raise_or_warn(settings_):
-    check_explorer_draws(EXPLORER, settings_)
-
-
 @pytest.mark.parametrize(("method", "noise", "alpha"),
-                         list(itertools.product(plots.CH06_METHODS, (1e-6, 1.0), (0.01, 1.0))))
+                         list(itertools.product(ch06.METHODS, (1e-6, 1.0), (0.01, 1.0))))
 def test_every_method_at_the_extremes_never_raises_or_warns(method, noise, alpha):
-    check_explorer_draws(EXPLORER, {**plots.CH06_DEFAULTS, "method": method, "noise": noise, "alpha": alpha})
+    draws_cleanly(widgets.EXPLORERS["ch06 saddles"], {"method": method, "noise": noise, "alpha": alpha})
 
 
 def test_gd_follows_the_escape_law_and_stays_when_too_close():
     # From offset 1e-12 the law predicts ~283 steps (< 300): GD leaves; from 1e-16 it needs ~380: it stays.
-    res = plots.ch06_run(method="GD", noise=0.0, alpha=0.1, offset=1e-12)
-    law = saddles.escape_law([1e-12], 0.1, 1.0, plots.CH06_ESCAPE_R)[0]
+    res = ch06.run(method="GD", alpha=0.1, offset=1e-12)
+    law = saddles.escape_law([1e-12], 0.1, 1.0, ch06.ESCAPE_R)[0]
     assert res.escaped_at >= 0 and abs(res.escaped_at - law) < 5
-    fig = plots.saddle_explorer_figure(method="GD", noise=0.0, alpha=0.1, offset=1e-16)
-    assert "stayed near the saddle" in _status(fig)
+    assert ch06.run(method="GD", noise=1.0, offset=1e-12).x.tolist() == res.x.tolist()  # GD has no noise
+    view = plots.ch06.View()
+    fig = view.update(method="GD", alpha=0.1, offset=1e-16)
+    assert "stayed near the saddle" in _status(fig) and "stayed near the saddle" in view.status
 
 
 def test_noise_escapes_sooner_than_gd():
-    gd = plots.ch06_run(method="GD", offset=1e-12)
+    gd = ch06.run(method="GD", offset=1e-12)
     for method in ("noisy GD", "SGLD"):
-        res = plots.ch06_run(method=method, noise=0.01, offset=1e-12)
+        res = ch06.run(method=method, noise=0.01, offset=1e-12)
         assert 0 <= res.escaped_at < gd.escaped_at
 
 
 def test_pgd_perturbs_and_stops_and_says_so():
-    res = plots.ch06_run(method="PGD", noise=0.01, offset=1e-16)
+    res = ch06.run(method="PGD", noise=0.01, offset=1e-16)
     assert res.perturbations.size >= 1 and res.returned >= 0 and res.escaped_at >= 0
-    fig = plots.saddle_explorer_figure(method="PGD", noise=0.01, offset=1e-16)
+    view = plots.ch06.View()
+    fig = view.update(method="PGD", noise=0.01, offset=1e-16)
     assert "perturbation" in _status(fig) and "stopped at step" in _status(fig)
+    assert "perturbation" in view.status and "stopped at step" in view.status
 
 
 def test_explorer_run_is_the_library_run():
-    res = plots.ch06_run(method="noisy GD", noise=0.05, alpha=0.2, offset=1e-6, draw=7)
-    run = saddles.noisy_gd(saddles.example_value, saddles.example_grad, [plots.CH06_X0, 1e-6], 0.2,
-                           plots.CH06_STEPS, seed=7, noise=0.05)
+    res = ch06.run(method="noisy GD", noise=0.05, alpha=0.2, offset=1e-6, draw=7)
+    run = saddles.noisy_gd(saddles.example_value, saddles.example_grad, [ch06.X0, 1e-6], 0.2,
+                           ch06.STEPS, seed=7, noise=0.05)
     np.testing.assert_array_equal(res.x, run.x)
 
 
 def test_diverged_run_is_reported():
     # SGLD with noise level 1 and step 1 takes steps of size ~1 with a cubic drift: it blows up.
-    fig = plots.saddle_explorer_figure(method="SGLD", noise=1.0, alpha=1.0, offset=0.1, draw=0)
-    res = plots.ch06_run(method="SGLD", noise=1.0, alpha=1.0, offset=0.1, draw=0)
+    fig = plots.ch06.View().update(method="SGLD", noise=1.0, alpha=1.0, offset=0.1, draw=0)
+    res = ch06.run(method="SGLD", noise=1.0, alpha=1.0, offset=0.1, draw=0)
     if res.diverged_at >= 0:
         assert f"diverged at step {res.diverged_at}" in _status(fig)
     else:  # if this draw happens not to blow up, some draw does
-        assert any(plots.ch06_run("SGLD", 1.0, 1.0, 0.1, d).diverged_at >= 0 for d in range(20))
-
-
-def test_explorer_rejects_bad_settings_with_a_message():
-    ex = widgets.EXPLORERS[EXPLORER]
-    for bad, name in (({"method": "Adam"}, "method"), ({"noise": -1.0}, "noise"), ({"alpha": 0.0}, "alpha"),
-                      ({"alpha": 2.0}, "alpha"), ({"offset": 2.0}, "offset"), ({"draw": -1}, "draw")):
-        message = widgets.safe_update(ex, **{**ex.defaults, **bad})
-        assert isinstance(message, str) and name in message
+        assert any(ch06.run(method="SGLD", noise=1.0, alpha=1.0, offset=0.1, draw=d).diverged_at >= 0 for d in range(20))
 
 
 def test_chapter_figures_draw_on_small_inputs():
     xs, ys = np.linspace(-2, 2, 5), np.linspace(-1.5, 1.5, 4)
     labels = np.array([[-1, -1, 0, 1, 1], [2, 3, 0, 1, 1], [-1, 0, 0, 1, 1], [-1, -1, 0, 1, 1]])
-    ch = saddles.chain(3)
-    run = saddles.chain_gd(ch, saddles.chain_init(ch, 0))
+    ch = chain.chain(3)
+    run = chain.chain_gd(ch, chain.chain_init(ch, 0))
     figs = [
         plots.basins_figure(xs, ys, labels, 0.1, {"a path": np.array([[1.0, 0.1], [0.5, 0.2]])}),
         plots.escape_figure(np.array([1e-6, 1e-3]), np.array([139, 67]), np.array([137.7, 65.2]), 0.1),

@@ -1,64 +1,44 @@
-"""Tests of the chapter-7 explorer and plots: registration, every corner of the controls, what the status line says,
-the explorer's run against the library, bad settings, and the chapter's figures on small inputs."""
+"""Tests of the chapter-7 explorer and plots: what the status line says, the explorer's run against the library, and
+the chapter's figures on small inputs (the explorer's contract with its spec: tests/test_explorers.py)."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from explorer_checks import check_explorer_draws, explorer_corners
-from gdlab import deeplinear, nets, plots, widgets
-from matplotlib.figure import Figure
-
-EXPLORER = "ch07 deep linear"
+from gdlab import deeplinear, nets, plots
+from gdlab.experiments import ch07
 
 
 def _status(fig) -> str:
     return " ".join(t.get_text() for t in fig.texts)
 
 
-def test_explorer_is_registered_and_draws_defaults():
-    ex = widgets.EXPLORERS[EXPLORER]
-    assert set(ex.controls()) == set(ex.defaults) == {"depth", "eta", "scale", "init", "draw"}
-    fig = ex.update(**ex.defaults)
-    assert isinstance(fig, Figure)
-    fig.canvas.draw()
-    assert "2 / lambda_max at the start" in _status(fig) and "eta lambda_max" in _status(fig)
-
-
-@pytest.mark.parametrize("settings_", explorer_corners(EXPLORER))
-def test_explorer_corners_never_raise_or_warn(settings_):
-    check_explorer_draws(EXPLORER, settings_)
-
-
 def test_explorer_run_is_the_library_run():
-    res = plots.ch07_run(depth=2, eta=0.05, scale=0.7, init="random", draw=3)
-    X, Y = plots._ch07_data()
-    Ws0 = nets.deep_linear_init((plots.CH07_D,) * 3, 0.7, 3)
-    run = deeplinear.gradient_descent(Ws0, X, Y, 0.05, plots.CH07_STEPS, records=41)
+    res = ch07.run(depth=2, eta=0.05, scale=0.7, init="random", draw=3)
+    X, Y, _ = deeplinear.whitened_data(ch07.D, ch07.M, ch07.SINGULAR_VALUES, seed=ch07.DATA_SEED)
+    np.testing.assert_array_equal(ch07.data()[0], X)
+    Ws0 = nets.deep_linear_init((ch07.D,) * 3, 0.7, 3)
+    run = deeplinear.gradient_descent(Ws0, X, Y, 0.05, ch07.STEPS, records=41)
     np.testing.assert_array_equal(res.run.loss, run.loss)
     assert res.sharp_start == pytest.approx(deeplinear.sharpness(Ws0, X, Y), rel=1e-12)
 
 
 def test_balanced_default_converges_below_the_stability_limit():
-    res = plots.ch07_run(**plots.CH07_DEFAULTS)
+    res = ch07.run()
     assert res.run.diverged_at < 0 and res.run.loss[-1] < 1e-20
-    assert plots.CH07_DEFAULTS["eta"] * res.sharp_end < 2.0
+    assert res.settings["eta"] * res.sharp_end < 2.0
     assert res.run.delta[0] < 1e-12 < res.run.delta[-1]  # balanced at the start, not exactly after GD steps
 
 
 def test_divergence_is_reported():
-    fig = plots.deep_linear_explorer_figure(depth=5, eta=1.0, scale=1.5, init="balanced", draw=0)
-    res = plots.ch07_run(depth=5, eta=1.0, scale=1.5, init="balanced", draw=0)
+    view = plots.ch07.View()
+    fig = view.update(depth=5, eta=1.0, scale=1.5, init="balanced", draw=0)
+    res = ch07.run(depth=5, eta=1.0, scale=1.5, init="balanced", draw=0)
     assert res.run.diverged_at >= 0 and f"diverged at step {res.run.diverged_at}" in _status(fig)
-
-
-def test_explorer_rejects_bad_settings_with_a_message():
-    ex = widgets.EXPLORERS[EXPLORER]
-    for bad, name in (({"depth": 0}, "depth"), ({"depth": 7}, "depth"), ({"eta": 0.0}, "eta"),
-                      ({"scale": -1.0}, "scale"), ({"init": "zeros"}, "init"), ({"draw": -1}, "draw")):
-        message = widgets.safe_update(ex, **{**ex.defaults, **bad})
-        assert isinstance(message, str) and name in message
+    assert f"diverged at step {res.run.diverged_at}" in view.status
+    fig = view.update()
+    assert "2 / lambda_max at the start" in _status(fig) and "eta lambda_max" in _status(fig)
 
 
 def test_chapter_figures_draw_on_small_inputs():

@@ -32,7 +32,7 @@ import warnings
 
 import numpy as np
 import pytest
-from gdlab import numerics, saddles
+from gdlab import chain, numerics, saddles
 from gdlab.numerics import relative_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -339,17 +339,17 @@ CHAIN_PARAMS = dict(d=st.integers(1, 8), L=st.floats(0.5, 4.0), gamma=st.floats(
 @SETTINGS
 @given(**CHAIN_PARAMS, i0=st.integers(0, 8), part=st.sampled_from([1, 2]), zeros=st.booleans(), seed=SEEDS)
 def test_chain_value_gradient_and_domain(grad_report, d, L, gamma, tau, i0, part, zeros, seed):
-    ch = saddles.chain(d, L=L, gamma=gamma, tau=tau)
+    ch = chain.chain(d, L=L, gamma=gamma, tau=tau)
     i0 = i0 % (d + 1)
     if i0 == d:
         part = 1
     rng = np.random.default_rng(seed)
     x = _chain_sample(rng, ch, i0, part, 1e-3 * tau, zeros)
     b = abs(x[i0 + 1]) if i0 + 1 < d else 0.0
-    dom = saddles.chain_domain(ch, x)
+    dom = chain.chain_domain(ch, x)
     assert int(dom.i) == i0 + 1 and bool(dom.inside) and (i0 == d or int(dom.part) == part)
     err_f = _chain_err_f(ch, x, b)
-    f = float(saddles.chain_f(ch, x))
+    f = float(chain.chain_f(ch, x))
     assert abs(f - _ref_chain_f(ch, x)) <= 2 * err_f
     # central differences with h = 1e-6 tau stay inside the piece (margin 1e-3 tau). Truncation: zero on the
     # quadratic pieces and along x_{i+1}; along x_i in D_{i,2}: |g1'''| h^2 / 6 + |g2'''| b^2 h^2 / 6
@@ -359,8 +359,8 @@ def test_chain_value_gradient_and_domain(grad_report, d, L, gamma, tau, i0, part
     trunc = np.zeros(d)
     if i0 < d and part == 2:
         trunc[i0] = M3 * h**2 / 6 + 6 * (L + gamma) * b**2 * h**4 / tau**5
-    g = saddles.chain_grad(ch, x)
-    _fd_check(grad_report, "saddles.chain_grad", g, lambda z: float(saddles.chain_f(ch, z)), x, h,
+    g = chain.chain_grad(ch, x)
+    _fd_check(grad_report, "chain.chain_grad", g, lambda z: float(chain.chain_f(ch, z)), x, h,
               _chain_err_f(ch, np.abs(x) + h, b + h), trunc)
     # the batched path (n, d) and (2, n/2, d) agrees with the single-point fast path, also on points outside
     X = np.stack([_chain_sample(rng, ch, int(rng.integers(d + 1)), int(rng.integers(1, 3)), 1e-3 * tau)
@@ -369,29 +369,29 @@ def test_chain_value_gradient_and_domain(grad_report, d, L, gamma, tau, i0, part
     if d >= 2:
         X[5, :] = 0.5 * tau
         X[5, 1] = 1.5 * tau  # |x_2| > tau behind an escaping |x_1| <= tau: outside
-    F, Gr = saddles.chain_f(ch, X), saddles.chain_grad(ch, X)
-    single_f = np.array([float(saddles.chain_f(ch, p)) for p in X])
-    single_g = np.array([saddles.chain_grad(ch, p) for p in X])
-    inside = saddles.chain_domain(ch, X).inside
+    F, Gr = chain.chain_f(ch, X), chain.chain_grad(ch, X)
+    single_f = np.array([float(chain.chain_f(ch, p)) for p in X])
+    single_g = np.array([chain.chain_grad(ch, p) for p in X])
+    inside = chain.chain_domain(ch, X).inside
     assert not inside[3] and (d < 2 or not inside[5]) and inside[-1]
     assert np.array_equal(np.isnan(F), ~inside) and np.array_equal(np.isnan(single_f), ~inside)
     assert np.all(np.isnan(Gr[~inside])) and np.all(np.isnan(single_g[~inside]))
     assert not np.isnan(Gr[inside]).any() and not np.isnan(single_g[inside]).any()
     for p, fb, fs, gb, gs in zip(X[inside], F[inside], single_f[inside], Gr[inside], single_g[inside], strict=True):
-        bp = abs(p[int(saddles.chain_domain(ch, p).i)]) if int(saddles.chain_domain(ch, p).i) < d else 0.0
+        bp = abs(p[int(chain.chain_domain(ch, p).i)]) if int(chain.chain_domain(ch, p).i) < d else 0.0
         assert abs(fb - fs) <= 2 * _chain_err_f(ch, p, bp)
         assert abs(fs - _ref_chain_f(ch, p)) <= 2 * _chain_err_f(ch, p, bp)
         assert np.all(np.abs(gb - gs) <= 20 * EPS * _spline_bounds(ch, bp)[3] + 20 * EPS * L * np.abs(p))
-    F3 = saddles.chain_f(ch, X.reshape(2, 6, d))
+    F3 = chain.chain_f(ch, X.reshape(2, 6, d))
     assert F3.shape == (2, 6) and np.array_equal(F3.ravel(), F, equal_nan=True)
-    assert saddles.chain_grad(ch, X.reshape(2, 6, d)).shape == (2, 6, d)
+    assert chain.chain_grad(ch, X.reshape(2, 6, d)).shape == (2, 6, d)
 
 
 @SETTINGS
 @given(**CHAIN_PARAMS, level=st.sampled_from([1.0, 2.0]), i0=st.integers(0, 7), seed=SEEDS)
 def test_chain_is_continuous_with_continuous_gradient_across_boundaries(grad_report, d, L, gamma, tau, level, i0,
                                                                          seed):
-    ch = saddles.chain(d, L=L, gamma=gamma, tau=tau)
+    ch = chain.chain(d, L=L, gamma=gamma, tau=tau)
     i0 = i0 % d
     rng = np.random.default_rng(seed)
     x = _chain_sample(rng, ch, i0, 1, 0.01 * tau)
@@ -403,14 +403,14 @@ def test_chain_is_continuous_with_continuous_gradient_across_boundaries(grad_rep
     delta = 1e-3 * tau
     H, M, M3, G = _spline_bounds(ch, b)
     pts = {k: x + k * delta * e for k in (-2, -1, 1, 2)}
-    doms = {k: saddles.chain_domain(ch, p) for k, p in pts.items()}
+    doms = {k: chain.chain_domain(ch, p) for k, p in pts.items()}
     # the two sides lie in different domains: D_{i,1} | D_{i,2} at tau, D_{i,2} | D_{i+1,1} (or D_{d+1}) at 2 tau
     if level == 1.0:
         assert int(doms[-1].part) == 1 and int(doms[1].part) == 2 and int(doms[-1].i) == int(doms[1].i) == i0 + 1
     else:
         assert int(doms[-1].part) == 2 and int(doms[-1].i) == i0 + 1 and int(doms[1].i) == i0 + 2
-    f = {k: float(saddles.chain_f(ch, p)) for k, p in pts.items()}
-    g = {k: saddles.chain_grad(ch, p) for k, p in pts.items()}
+    f = {k: float(chain.chain_f(ch, p)) for k, p in pts.items()}
+    g = {k: chain.chain_grad(ch, p) for k, p in pts.items()}
     err_f = _chain_err_f(ch, np.abs(x) + 2 * delta, b)
     err_g = 16 * EPS * (G + 2 * L * np.sum(np.abs(x) + 4 * tau))
     # values: the jump |f(b + d) - f(b - d)| is O(delta) ...
@@ -433,23 +433,23 @@ def test_chain_is_continuous_with_continuous_gradient_across_boundaries(grad_rep
 
 def test_chain_splines_join_and_nu():
     for L, gamma, tau in [(1.0, 1.0, np.e), (3.0, 0.5, 1.7), (0.7, 2.5, 0.4), (2.0, 2.0, 10.0)]:
-        ch = saddles.chain(4, L=L, gamma=gamma, tau=tau)
+        ch = chain.chain(4, L=L, gamma=gamma, tau=tau)
         # the terms of g1 are at most 12 (L + gamma) tau^2 on [tau, 2 tau] (|c3| tau^3 <= 5 (L + gamma) tau^2,
         # |c4| tau^4 <= 2.5 (L + gamma) tau^2), those of g1' 29 (L + gamma) tau, those of g2 31 (L + gamma);
         # a handful of roundings each
         s = 128 * EPS * (L + gamma) * tau**2
         s2 = 256 * EPS * (L + gamma)
         def g1(a, ch=ch):
-            return float(saddles.chain_g1(ch, a))
+            return float(chain.chain_g1(ch, a))
 
         def g1p(a, ch=ch):
-            return float(saddles.chain_g1_prime(ch, a))
+            return float(chain.chain_g1_prime(ch, a))
 
         def g2(a, ch=ch):
-            return float(saddles.chain_g2(ch, a))
+            return float(chain.chain_g2(ch, a))
 
         def g2p(a, ch=ch):
-            return float(saddles.chain_g2_prime(ch, a))
+            return float(chain.chain_g2_prime(ch, a))
 
         assert abs(g1(tau) + gamma * tau**2) <= s and abs(g1p(tau) + 2 * gamma * tau) <= s / tau
         assert abs(g1(2 * tau) - (4 * L * tau**2 - ch.nu)) <= s and abs(g1p(2 * tau) + 4 * L * tau) <= s / tau
@@ -460,14 +460,14 @@ def test_chain_splines_join_and_nu():
         assert ch.step == 1 / (4 * L)
         # the splines against the independent forms, and their derivatives against central differences
         a = np.linspace(tau, 2 * tau, 101)
-        assert np.all(np.abs(saddles.chain_g1(ch, a) - _ref_g1(L, gamma, tau, a)) <= s)
-        assert np.all(np.abs(saddles.chain_g2(ch, a) - _ref_g2(L, gamma, tau, a)) <= s2)
+        assert np.all(np.abs(chain.chain_g1(ch, a) - _ref_g1(L, gamma, tau, a)) <= s)
+        assert np.all(np.abs(chain.chain_g2(ch, a) - _ref_g2(L, gamma, tau, a)) <= s2)
         h = 1e-5 * tau
-        fd1 = (saddles.chain_g1(ch, a + h) - saddles.chain_g1(ch, a - h)) / (2 * h)
-        fd2 = (saddles.chain_g2(ch, a + h) - saddles.chain_g2(ch, a - h)) / (2 * h)
+        fd1 = (chain.chain_g1(ch, a + h) - chain.chain_g1(ch, a - h)) / (2 * h)
+        fd2 = (chain.chain_g2(ch, a + h) - chain.chain_g2(ch, a - h)) / (2 * h)
         _, _, M3, _ = _spline_bounds(ch, 1.0)  # with b = 1: M3 >= |g1'''| + |g2'''|
-        assert np.all(np.abs(saddles.chain_g1_prime(ch, a) - fd1) <= M3 * h**2 / 6 + s / h)
-        assert np.all(np.abs(saddles.chain_g2_prime(ch, a) - fd2) <= M3 * h**2 / 6 + 6 * (L + gamma) * h**4 / tau**5
+        assert np.all(np.abs(chain.chain_g1_prime(ch, a) - fd1) <= M3 * h**2 / 6 + s / h)
+        assert np.all(np.abs(chain.chain_g2_prime(ch, a) - fd2) <= M3 * h**2 / 6 + 6 * (L + gamma) * h**4 / tau**5
                       + s2 / h)
 
 
@@ -476,28 +476,28 @@ def test_chain_boundary_gaps_are_second_order():
     most 3 delta^2 max|h''| (h = f or a gradient entry along x_i), so the gaps are at most 6 delta^2 H (values) and
     6 delta^2 M (gradients) with the bounds of the spline at |x_{i+1}| <= 0.9 tau."""
     for L, gamma, tau in [(1.0, 1.0, np.e), (3.0, 0.5, 1.7), (1.5, 2.0, 0.8)]:
-        ch = saddles.chain(5, L=L, gamma=gamma, tau=tau)
+        ch = chain.chain(5, L=L, gamma=gamma, tau=tau)
         H, M, _, G = _spline_bounds(ch, 0.9 * tau)
         for delta in (1e-2 * tau, 1e-3 * tau):
-            gaps = saddles.chain_boundary_gaps(ch, delta, 30, 0)
+            gaps = chain.chain_boundary_gaps(ch, delta, 30, 0)
             err_f = _chain_err_f(ch, np.full(5, 6 * tau), 0.9 * tau)
             assert gaps.f <= 6 * delta**2 * H + 6 * err_f
             assert gaps.grad <= 6 * delta**2 * M + 6 * 16 * EPS * (G + 2 * L * 5 * 10 * tau)
 
 
 def test_chain_outside_the_domains_is_nan():
-    ch = saddles.chain(3, L=1.0)
+    ch = chain.chain(3, L=1.0)
     tau = ch.tau
     outside = np.array([[7 * tau, 0.1, 0.1], [0.5, 0.5, 1.2 * tau], [3 * tau, 1.5 * tau, 1.1 * tau],
                         [6.5 * tau, 6.5 * tau, 6.5 * tau], [0.5, 3 * tau, 0.0]])
     for X in (outside, *outside):
-        assert np.all(np.isnan(saddles.chain_f(ch, X))) and np.all(np.isnan(saddles.chain_grad(ch, X)))
-    assert not saddles.chain_domain(ch, outside).inside.any()
+        assert np.all(np.isnan(chain.chain_f(ch, X))) and np.all(np.isnan(chain.chain_grad(ch, X)))
+    assert not chain.chain_domain(ch, outside).inside.any()
     # boundaries that belong to a domain: |x_i| = tau in D_{i,1}, = 2 tau in D_{i+1,1}, = 6 tau still leading
     on = np.array([[tau, tau, tau], [2 * tau, tau, 0.0], [6 * tau, 6 * tau, 6 * tau]])
-    dom = saddles.chain_domain(ch, on)
+    dom = chain.chain_domain(ch, on)
     assert np.array_equal(dom.i, [1, 2, 4]) and np.array_equal(dom.part, [1, 1, 1]) and dom.inside.all()
-    assert np.all(np.isfinite(saddles.chain_f(ch, on)))
+    assert np.all(np.isfinite(chain.chain_f(ch, on)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -520,10 +520,10 @@ def test_chain_gd_jump_equals_stepping(d, L, seed):
     stepping adds fl(log rho) n times where the jump multiplies it once (n EPS |u| apart after n <= 2500 steps,
     about 6e-13 |u|), the leading coordinates round-trip through exp/log each step (errors contracted by
     rho_down = 1/2). 1e-9 relative leaves room for the few-step amplification while crossing D_{i,2}."""
-    ch = saddles.chain(d, L=L)
-    x0 = saddles.chain_init(ch, seed)
-    a = saddles.chain_gd(ch, x0, 2500, jump=True)
-    b = saddles.chain_gd(ch, x0, 2500, jump=False)
+    ch = chain.chain(d, L=L)
+    x0 = chain.chain_init(ch, seed)
+    a = chain.chain_gd(ch, x0, 2500, jump=True)
+    b = chain.chain_gd(ch, x0, 2500, jump=False)
     assert np.array_equal(a.passed, b.passed) and a.steps == b.steps and a.left_domain == b.left_domain == -1
     assert np.all(np.abs(a.log_abs_x - b.log_abs_x) <= 1e-9 * (np.abs(b.log_abs_x) + 1))
     assert np.array_equal(np.sign(a.x), np.sign(b.x))
@@ -540,11 +540,11 @@ def test_chain_gd_jump_equals_stepping(d, L, seed):
 @SETTINGS
 @given(st.integers(1, 8), st.floats(1.0, 3.0), SEEDS)
 def test_chain_gd_passes_every_saddle(d, L, seed):
-    ch = saddles.chain(d, L=L)
-    run = saddles.chain_gd(ch, saddles.chain_init(ch, seed))
+    ch = chain.chain(d, L=L)
+    run = chain.chain_gd(ch, chain.chain_init(ch, seed))
     _check_passed(run, d)
     assert np.all(run.passed >= 0) and run.passed[-1] == run.steps and run.left_domain == -1
-    assert run.k[-1] == run.steps and run.f[-1] == pytest.approx(float(saddles.chain_f(ch, run.x)), rel=1e-12)
+    assert run.k[-1] == run.steps and run.f[-1] == pytest.approx(float(chain.chain_f(ch, run.x)), rel=1e-12)
     # at the end every |x_j| >= 2 tau: D_{d+1}, f < -(d - 1) nu
     assert np.all(np.abs(run.x) >= 2 * ch.tau) and run.f[-1] < -(d - 1) * ch.nu
     assert np.allclose(run.log_abs_x, np.log(np.abs(run.x)), rtol=1e-15, atol=1e-15)
@@ -557,8 +557,8 @@ def test_chain_gd_passing_times_grow_geometrically(L, seed):
     rho_up = 1 + 2 alpha gamma to tau: T_{i+1} = R T_i + c_i with R = 1 + log(1/rho_down) / log(rho_up) and c_i = O(1)
     (the start |x_{i+1}(0)|, the crossing of D_{i,2}, whole steps). Measured c_i in [1.5, 28] (L = 1..3, seeds 0..5),
     so for d = 8 the last ratio is within 30 / T_7 (< 1 %) of R; measured at most 4.2e-4 relative."""
-    ch = saddles.chain(8, L=L)
-    T = saddles.chain_gd(ch, saddles.chain_init(ch, seed)).passed
+    ch = chain.chain(8, L=L)
+    T = chain.chain_gd(ch, chain.chain_init(ch, seed)).passed
     alpha = ch.step
     R = 1 + np.log(1 / (1 - 2 * alpha * L)) / np.log(1 + 2 * alpha * ch.gamma)
     ratios = T[1:] / T[:-1]
@@ -570,18 +570,18 @@ def test_chain_gd_plain_agrees_until_underflow_and_then_stalls():
     """Plain float64 GD: coordinates shrink by at most 1/2 per step (factors 1 - 2 alpha L and 1 - 2 alpha g2 >= 1/2),
     so in 600 steps |x_j| >= |x_j(0)| 2^-600 > 1e-300 and the passing times agree with chain_gd. For d = 10 the
     7th coordinate has been halved about 1465 times when its turn comes: 2^-1465 underflows to 0, GD stalls."""
-    ch = saddles.chain(5, L=1.0)
+    ch = chain.chain(5, L=1.0)
     for seed in range(4):
-        x0 = saddles.chain_init(ch, seed)
+        x0 = chain.chain_init(ch, seed)
         assert np.min(np.abs(x0)) * 2.0**-600 > 1e-300
-        plain = saddles.chain_gd_plain(ch, x0, 600)
-        exact = saddles.chain_gd(ch, x0, 600)
+        plain = chain.chain_gd_plain(ch, x0, 600)
+        exact = chain.chain_gd(ch, x0, 600)
         assert np.array_equal(plain.passed, exact.passed) and plain.left_domain == exact.left_domain == -1
         assert plain.k.size == 601 and plain.steps == 600
-    ch10 = saddles.chain(10, L=1.0)
-    x0 = saddles.chain_init(ch10, 0)
-    plain = saddles.chain_gd_plain(ch10, x0, 20_000)
-    exact = saddles.chain_gd(ch10, x0)
+    ch10 = chain.chain(10, L=1.0)
+    x0 = chain.chain_init(ch10, 0)
+    plain = chain.chain_gd_plain(ch10, x0, 20_000)
+    exact = chain.chain_gd(ch10, x0)
     assert np.all(exact.passed >= 0) and exact.left_domain == -1
     assert np.any(plain.passed == -1) and plain.left_domain == -1
     stalled = int(np.argmax(plain.passed == -1))
@@ -593,57 +593,57 @@ def test_chain_gd_plain_agrees_until_underflow_and_then_stalls():
 
 def test_chain_gd_left_domain_and_paper_settings():
     for d, L in [(5, 1.0), (5, 3.0), (10, 1.5)]:
-        ch = saddles.chain(d, L=L)
-        assert saddles.chain_gd(ch, saddles.chain_init(ch, 0)).left_domain == -1
-    ch = saddles.chain(3)
-    out = saddles.chain_gd(ch, [20.0, 0.5, 0.5], 10)  # starts outside (|x_1| > 6 tau)
+        ch = chain.chain(d, L=L)
+        assert chain.chain_gd(ch, chain.chain_init(ch, 0)).left_domain == -1
+    ch = chain.chain(3)
+    out = chain.chain_gd(ch, [20.0, 0.5, 0.5], 10)  # starts outside (|x_1| > 6 tau)
     assert out.left_domain == 0 and out.steps == 0 and np.all(out.passed == -1)
     # a step 1.5 > 1/L overshoots: x_1 grows by 1 + 2 alpha gamma = 4 per step and jumps beyond the domains
-    big = saddles.chain_gd(ch, saddles.chain_init(ch, 0), 200, alpha=1.5)
+    big = chain.chain_gd(ch, chain.chain_init(ch, 0), 200, alpha=1.5)
     assert big.left_domain > 0 and big.steps == big.left_domain
 
 
 def test_chain_gd_plain_reports_leaving_the_domain():
     """Plain GD with a step that leaves the domains: the path ends with a NaN row (chain_grad is NaN outside); the
     run reports where it left, as chain_gd does."""
-    ch = saddles.chain(3)
-    x0 = saddles.chain_init(ch, 0)
-    exact = saddles.chain_gd(ch, x0, 50, alpha=1.5)
-    plain = saddles.chain_gd_plain(ch, x0, 50, alpha=1.5)
+    ch = chain.chain(3)
+    x0 = chain.chain_init(ch, 0)
+    exact = chain.chain_gd(ch, x0, 50, alpha=1.5)
+    plain = chain.chain_gd_plain(ch, x0, 50, alpha=1.5)
     assert plain.left_domain == exact.left_domain > 0
 
 
 def test_chain_run_from_path_accepts_nan_rows():
-    ch = saddles.chain(3)
-    run = saddles.chain_run_from_path(ch, np.array([[0.5, 0.5, 0.5], [np.nan] * 3]))
+    ch = chain.chain(3)
+    run = chain.chain_run_from_path(ch, np.array([[0.5, 0.5, 0.5], [np.nan] * 3]))
     assert run.left_domain == 1 and run.steps == 0 and np.array_equal(run.x, [0.5, 0.5, 0.5])
 
 
 def test_chain_gd_emits_no_warning_when_a_step_zeroes_coordinates():
     """alpha = 1/(2L) gives rho_down = 1 - 2 alpha L = 0: GD maps the trailing coordinates to exactly 0 in one step
     (they then lie on a stable manifold). A legitimate step size; the run should say so without a RuntimeWarning."""
-    ch = saddles.chain(3)
-    x0 = saddles.chain_init(ch, 0)
+    ch = chain.chain(3)
+    x0 = chain.chain_init(ch, 0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        run = saddles.chain_gd(ch, x0, 200, alpha=0.5)
-    plain = saddles.chain_gd_plain(ch, x0, 200, alpha=0.5)
+        run = chain.chain_gd(ch, x0, 200, alpha=0.5)
+    plain = chain.chain_gd_plain(ch, x0, 200, alpha=0.5)
     assert np.array_equal(run.passed, plain.passed)
 
 
 def test_chain_init_and_run_from_path():
-    ch = saddles.chain(6)
-    x0 = saddles.chain_init(ch, 5)
-    assert x0.shape == (6,) and np.all(np.abs(x0) <= 1.0) and int(saddles.chain_domain(ch, x0).i) == 1
+    ch = chain.chain(6)
+    x0 = chain.chain_init(ch, 5)
+    assert x0.shape == (6,) and np.all(np.abs(x0) <= 1.0) and int(chain.chain_domain(ch, x0).i) == 1
     # uniform on [-1, 1]^d: KS at the 0.1 % level on 1000 coordinates
-    big = saddles.chain_init(saddles.chain(1000), 3)
+    big = chain.chain_init(chain.chain(1000), 3)
     assert stats.kstest(big, stats.uniform(-1, 2).cdf).statistic <= KS_999 / np.sqrt(big.size)
     X = np.stack([x0, x0 * 0.5, [3 * ch.tau, 0.1, 0, 0, 0, 0], [3 * ch.tau, 2.5 * ch.tau, 0.1, 0, 0, 0]])
-    run = saddles.chain_run_from_path(ch, X)
+    run = chain.chain_run_from_path(ch, X)
     assert np.array_equal(run.passed, [2, 3, -1, -1, -1, -1]) and run.left_domain == -1 and run.steps == 3
-    assert np.array_equal(run.f, saddles.chain_f(ch, X)) and np.array_equal(run.k, np.arange(4))
+    assert np.array_equal(run.f, chain.chain_f(ch, X)) and np.array_equal(run.k, np.arange(4))
     X[3, 5] = 2.0 * ch.tau  # leaves the domains at row 3
-    run = saddles.chain_run_from_path(ch, X)
+    run = chain.chain_run_from_path(ch, X)
     assert run.left_domain == 3 and run.steps == 2 and np.array_equal(run.x, X[2])
 
 
@@ -1132,7 +1132,7 @@ RANDOM_CALLS = {
     "sgld": lambda s: saddles.sgld(lambda Z: Z**3 - Z, np.zeros((50, 1)), 0.05, 0.5, 100, s),
     "sgld_path": lambda s: saddles.sgld_path(*EX, [0.1, 0.1], 0.05, 0.5, 100, s),
     "annealed_sgld": lambda s: saddles.annealed_sgld(lambda Z: Z**3 - Z, np.zeros((20, 1)), 1.0, 0.5, 100, s),
-    "chain_init": lambda s: saddles.chain_init(saddles.chain(7), s),
+    "chain_init": lambda s: chain.chain_init(chain.chain(7), s),
     "gibbs_sample": lambda s: saddles.gibbs_sample(_dw, -2.0, 2.0, 0.7, 100, s),
     "uniform_ball": lambda s: saddles.uniform_ball(10, 3, 0.5, s),
     "unit_sphere": lambda s: saddles.unit_sphere(10, 3, s),
@@ -1153,7 +1153,7 @@ def test_same_seed_same_result(name):
 # Bad inputs
 # ---------------------------------------------------------------------------------------------------------
 
-CH = saddles.chain(3)
+CH = chain.chain(3)
 X0_CHAIN = np.array([0.5, -0.3, 0.2])
 OK2 = np.array([0.1, 0.2])
 
@@ -1195,38 +1195,38 @@ BAD_CALLS = [
     (lambda: saddles.fit_escape_law([1e-3, 1e-4], [3, 5, 7], 0.1, 1.0), "steps"),
     (lambda: saddles.fit_escape_law([1e-3, 1e-4], [3, -5], 0.1, 1.0), "steps"),
     (lambda: saddles.fit_escape_law([1e-3, 1e-4], [3, 5], 0.0, 1.0), "alpha"),
-    (lambda: saddles.chain(0), "d"),
-    (lambda: saddles.chain(1001), "d"),
-    (lambda: saddles.chain(2.5), "d"),
-    (lambda: saddles.chain(3, L=0.0), "L"),
-    (lambda: saddles.chain(3, gamma=-1.0), "gamma"),
-    (lambda: saddles.chain(3, tau=np.nan), "tau"),
-    (lambda: saddles.chain_f("chain", X0_CHAIN), "ch"),
-    (lambda: saddles.chain_f(CH, np.ones(4)), "x"),
-    (lambda: saddles.chain_f(CH, [np.nan, 0.0, 0.0]), "x"),
-    (lambda: saddles.chain_grad(CH, np.ones((2, 2))), "x"),
-    (lambda: saddles.chain_grad(None, X0_CHAIN), "ch"),
-    (lambda: saddles.chain_domain(CH, 1.0), "x"),
-    (lambda: saddles.chain_boundary_gaps(CH, 0.0, 3, 0), "delta"),
-    (lambda: saddles.chain_boundary_gaps(CH, CH.tau, 3, 0), "delta"),
-    (lambda: saddles.chain_boundary_gaps(CH, 0.01, 0, 0), "n"),
-    (lambda: saddles.chain_boundary_gaps(CH, 0.01, 3, -1), "seed"),
-    (lambda: saddles.chain_boundary_gaps("chain", 0.01, 3, 0), "ch"),
-    (lambda: saddles.chain_init("chain", 0), "ch"),
-    (lambda: saddles.chain_init(saddles.chain(3, tau=0.9), 0), "tau"),
-    (lambda: saddles.chain_init(CH, -1), "seed"),
-    (lambda: saddles.chain_gd(CH, [0.5, 0.0, 0.2]), "x0"),
-    (lambda: saddles.chain_gd(CH, [0.5, 0.2]), "x0"),
-    (lambda: saddles.chain_gd(CH, [0.5, np.nan, 0.2]), "x0"),
-    (lambda: saddles.chain_gd(CH, X0_CHAIN, -1), "max_steps"),
-    (lambda: saddles.chain_gd(CH, X0_CHAIN, alpha=0.0), "alpha"),
-    (lambda: saddles.chain_gd(CH, X0_CHAIN, records_per_phase=1), "records_per_phase"),
-    (lambda: saddles.chain_gd("chain", X0_CHAIN), "ch"),
-    (lambda: saddles.chain_gd_plain(CH, [0.5, 0.2], 10), "x0"),
-    (lambda: saddles.chain_gd_plain(CH, X0_CHAIN, -1), "steps"),
-    (lambda: saddles.chain_gd_plain(CH, X0_CHAIN, 10, alpha=-1.0), "alpha"),
-    (lambda: saddles.chain_run_from_path("chain", np.zeros((2, 3))), "ch"),
-    (lambda: saddles.chain_run_from_path(CH, np.zeros((2, 2))), "x"),
+    (lambda: chain.chain(0), "d"),
+    (lambda: chain.chain(1001), "d"),
+    (lambda: chain.chain(2.5), "d"),
+    (lambda: chain.chain(3, L=0.0), "L"),
+    (lambda: chain.chain(3, gamma=-1.0), "gamma"),
+    (lambda: chain.chain(3, tau=np.nan), "tau"),
+    (lambda: chain.chain_f("chain", X0_CHAIN), "ch"),
+    (lambda: chain.chain_f(CH, np.ones(4)), "x"),
+    (lambda: chain.chain_f(CH, [np.nan, 0.0, 0.0]), "x"),
+    (lambda: chain.chain_grad(CH, np.ones((2, 2))), "x"),
+    (lambda: chain.chain_grad(None, X0_CHAIN), "ch"),
+    (lambda: chain.chain_domain(CH, 1.0), "x"),
+    (lambda: chain.chain_boundary_gaps(CH, 0.0, 3, 0), "delta"),
+    (lambda: chain.chain_boundary_gaps(CH, CH.tau, 3, 0), "delta"),
+    (lambda: chain.chain_boundary_gaps(CH, 0.01, 0, 0), "n"),
+    (lambda: chain.chain_boundary_gaps(CH, 0.01, 3, -1), "seed"),
+    (lambda: chain.chain_boundary_gaps("chain", 0.01, 3, 0), "ch"),
+    (lambda: chain.chain_init("chain", 0), "ch"),
+    (lambda: chain.chain_init(chain.chain(3, tau=0.9), 0), "tau"),
+    (lambda: chain.chain_init(CH, -1), "seed"),
+    (lambda: chain.chain_gd(CH, [0.5, 0.0, 0.2]), "x0"),
+    (lambda: chain.chain_gd(CH, [0.5, 0.2]), "x0"),
+    (lambda: chain.chain_gd(CH, [0.5, np.nan, 0.2]), "x0"),
+    (lambda: chain.chain_gd(CH, X0_CHAIN, -1), "max_steps"),
+    (lambda: chain.chain_gd(CH, X0_CHAIN, alpha=0.0), "alpha"),
+    (lambda: chain.chain_gd(CH, X0_CHAIN, records_per_phase=1), "records_per_phase"),
+    (lambda: chain.chain_gd("chain", X0_CHAIN), "ch"),
+    (lambda: chain.chain_gd_plain(CH, [0.5, 0.2], 10), "x0"),
+    (lambda: chain.chain_gd_plain(CH, X0_CHAIN, -1), "steps"),
+    (lambda: chain.chain_gd_plain(CH, X0_CHAIN, 10, alpha=-1.0), "alpha"),
+    (lambda: chain.chain_run_from_path("chain", np.zeros((2, 3))), "ch"),
+    (lambda: chain.chain_run_from_path(CH, np.zeros((2, 2))), "x"),
     (lambda: saddles.unit_sphere(-1, 3, 0), "n"),
     (lambda: saddles.unit_sphere(3, 0, 0), "p"),
     (lambda: saddles.unit_sphere(3, 2, 1.5), "seed"),
@@ -1355,7 +1355,7 @@ def test_bad_inputs_found_missing_are_now_checked(call, name):
 
 
 def _fd_hessian_chain(ch, x):
-    H = np.column_stack([numerics.hvp_fd(lambda z: saddles.chain_grad(ch, z), x, e) for e in np.eye(ch.d)])
+    H = np.column_stack([numerics.hvp_fd(lambda z: chain.chain_grad(ch, z), x, e) for e in np.eye(ch.d)])
     return (H + H.T) / 2
 
 
@@ -1375,59 +1375,59 @@ def _smoothness_check(ch, block):
 
 
 def _block_without_cross_term(ch, a, b):
-    H = saddles.chain_block_hessian(ch, a, b).copy()
+    H = chain.chain_block_hessian(ch, a, b).copy()
     H[..., 0, 1] = H[..., 1, 0] = 0.0
     return H
 
 
 @pytest.mark.parametrize("L", [1.0, 2.0, 3.0])
 def test_chain_smoothness_check_passes_and_its_power(L):
-    ch = saddles.chain(4, L=L)
-    assert _smoothness_check(ch, saddles.chain_block_hessian)
+    ch = chain.chain(4, L=L)
+    assert _smoothness_check(ch, chain.chain_block_hessian)
     assert not _smoothness_check(ch, _block_without_cross_term), "a Hessian without its cross term must fail"
-    sm = saddles.chain_smoothness(ch)
+    sm = chain.chain_smoothness(ch)
     assert sm.ell > 12 * L and sm.ell * ch.step > 3, "the paper's step 1/(4L) violates alpha < 1/ell"
     assert abs(sm.b - ch.tau) < 1e-12 and sm.eigenvalue < 0
     # independent of tau (a rescaling of x) and of d
-    for other in (saddles.chain(7, L=L, tau=1.3), saddles.chain(2, L=L, tau=5.0)):
-        assert abs(saddles.chain_smoothness(other).ell - sm.ell) <= 1e-9 * sm.ell
+    for other in (chain.chain(7, L=L, tau=1.3), chain.chain(2, L=L, tau=5.0)):
+        assert abs(chain.chain_smoothness(other).ell - sm.ell) <= 1e-9 * sm.ell
 
 
 @settings(SETTINGS, max_examples=20)
 @given(st.floats(0.5, 3.0), st.floats(0.5, 2.0), st.floats(1.05, 1.95), st.floats(-0.95, 0.95), SEEDS)
 def test_chain_block_hessian_against_finite_differences(L, gamma, s, t, seed):
-    ch = saddles.chain(3, L=L, gamma=gamma)
+    ch = chain.chain(3, L=L, gamma=gamma)
     rng = np.random.default_rng(seed)
     signs = rng.choice([-1.0, 1.0], size=2)
     x = np.array([signs[0] * s * ch.tau, signs[1] * t * ch.tau, 0.1])
     H_fd = _fd_hessian_chain(ch, x)
-    B = saddles.chain_block_hessian(ch, s * ch.tau, t * ch.tau)
+    B = chain.chain_block_hessian(ch, s * ch.tau, t * ch.tau)
     assert np.allclose(np.linalg.eigvalsh(H_fd[:2, :2]), np.linalg.eigvalsh(B), rtol=1e-5, atol=1e-5 * (L + gamma))
     assert abs(H_fd[2, 2] - 2 * L) < 1e-5 * L
-    assert np.max(np.abs(np.linalg.eigvalsh(B))) <= saddles.chain_smoothness(ch).ell * (1 + 1e-6)
+    assert np.max(np.abs(np.linalg.eigvalsh(B))) <= chain.chain_smoothness(ch).ell * (1 + 1e-6)
 
 
 def test_chain_kappa_and_the_small_step_check_and_its_power():
     """At alpha = 0.9 / ell gradient descent stays in the domains and its last passing-time ratio matches kappa(alpha)
     to 1 %; the paper-step kappa (the wrong variant) is more than 20 % away, and fails the same check."""
     for L in (1.0, 2.0):
-        ch = saddles.chain(8, L=L)
-        a_ok = 0.9 / saddles.chain_smoothness(ch).ell
-        run = saddles.chain_gd(ch, saddles.chain_init(ch, seed=0), alpha=a_ok)
+        ch = chain.chain(8, L=L)
+        a_ok = 0.9 / chain.chain_smoothness(ch).ell
+        run = chain.chain_gd(ch, chain.chain_init(ch, seed=0), alpha=a_ok)
         ratio = run.passed[-1] / run.passed[-2]
         assert run.left_domain < 0 and np.all(run.passed > 0)
-        assert abs(ratio - saddles.chain_kappa(ch, a_ok)) <= 1e-2 * ratio
-        assert abs(ratio - saddles.chain_kappa(ch)) > 1e-2 * ratio
-    ch = saddles.chain(3, L=1.0, gamma=1.0)
-    assert saddles.chain_kappa(ch) == pytest.approx(1 + np.log(2) / np.log(1.5), rel=1e-14)
-    assert saddles.chain_kappa(ch, 1e-7) == pytest.approx(1 + ch.L / ch.gamma, rel=1e-6)
+        assert abs(ratio - chain.chain_kappa(ch, a_ok)) <= 1e-2 * ratio
+        assert abs(ratio - chain.chain_kappa(ch)) > 1e-2 * ratio
+    ch = chain.chain(3, L=1.0, gamma=1.0)
+    assert chain.chain_kappa(ch) == pytest.approx(1 + np.log(2) / np.log(1.5), rel=1e-14)
+    assert chain.chain_kappa(ch, 1e-7) == pytest.approx(1 + ch.L / ch.gamma, rel=1e-6)
     for bad in (0.0, 0.5, 1.0):
         with pytest.raises(ValueError, match="alpha"):
-            saddles.chain_kappa(ch, bad)
+            chain.chain_kappa(ch, bad)
     with pytest.raises(ValueError, match="n"):
-        saddles.chain_smoothness(ch, n=2)
+        chain.chain_smoothness(ch, n=2)
     with pytest.raises(ValueError, match="ch"):
-        saddles.chain_block_hessian("chain", 1.0, 1.0)
+        chain.chain_block_hessian("chain", 1.0, 1.0)
 
 
 def _f_y(y):
@@ -1597,13 +1597,13 @@ def test_noisy_gd_passes_the_chain_in_linear_time_and_its_power():
     """Chapter 6's check: noisy GD (noise 0.01, step 1/(4L), L = 1) passes all d = 10 saddles within 150 d steps for
     every seed. Wrong variant: without noise (plain GD through the same code) it does not, since GD needs more than
     150 d steps (it passes saddle 10 only at the step chain_gd reports)."""
-    ch = saddles.chain(10, L=1.0)
-    x0 = saddles.chain_init(ch, seed=0)
+    ch = chain.chain(10, L=1.0)
+    x0 = chain.chain_init(ch, seed=0)
 
     def last_passed(noise, seed):
-        path = saddles.noisy_gd(lambda z: float(saddles.chain_f(ch, z)), lambda z: saddles.chain_grad(ch, z), x0,
+        path = saddles.noisy_gd(lambda z: float(chain.chain_f(ch, z)), lambda z: chain.chain_grad(ch, z), x0,
                                 ch.step, 150 * 10, seed=seed, noise=noise)
-        return int(saddles.chain_run_from_path(ch, path.x).passed[-1])
+        return int(chain.chain_run_from_path(ch, path.x).passed[-1])
 
     assert all(last_passed(0.01, s) > 0 for s in range(3))
-    assert last_passed(0.0, 0) == -1 and saddles.chain_gd(ch, x0).passed[-1] > 150 * 10
+    assert last_passed(0.0, 0) == -1 and chain.chain_gd(ch, x0).passed[-1] > 150 * 10

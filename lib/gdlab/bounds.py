@@ -260,7 +260,7 @@ def relaxed_descent_check(loss, grad_sq, dist, eta, alpha, beta, *, rho=None, fl
     r = np.where(holds, rho_b, 1.0)
     t = eta * k[1:, None]
     compared = (k[1:, None] <= K) & holds
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # env underflows to 0 past the compared steps
         env = health_envelope(np.broadcast_to(t, compared.shape), l0, alpha, beta, r)
         worst = np.max(np.where(compared, loss[1:] / env, -np.inf), axis=0)
         dist_worst = np.max(np.where(compared, dist[1:] / np.sqrt(t * l0 / r), -np.inf), axis=0)

@@ -1,315 +1,193 @@
-"""ipywidgets explorers over the plot functions (widget layer; imports plots and compute).
+"""The chapters' explorers: controls, live image and the page's static figure (widget layer; imports plots and compute).
 
-Each chapter's explorer is an :class:`Explorer`: a plot function ``update(**settings) -> Figure`` with its
-default settings and a factory for the controls. :func:`live` wires the controls to ``update``; the callback
-never raises: bad settings are reported as text in place of the figure. ``EXPLORERS`` registers every
-explorer by name so that ``benchmarks/run.py`` can time the callbacks at their default settings.
+Each chapter's explorer is an :class:`Explorer`: the chapter's experiment spec (``gdlab.experiments.chNN.SPEC``, the
+one home of its settings) and its figure (``gdlab.plots.chNN.View``, created on first use, one per explorer).
+``update(**settings)`` redraws the figure, ``frame(**settings)`` gives its PNG with the alt text and the status line,
+and ``controls()`` the ipywidgets controls, derived from the spec by :func:`control_widget`. ``EXPLORERS`` registers
+every explorer by name (``"ch01 landscape"`` .. ``"ch07 deep linear"``), for the benchmarks and the book build.
 
-Pattern used on every chapter page: one cell ``live(explorer)``. In a running notebook it shows the controls and
-the figure. When the book is built, the kernels that execute the notebooks have ``GDLAB_STATIC_EXPLORERS=1`` in
-their environment (set by book/_ext/gdlab_explorer.py): there ``live`` returns the figure for the default settings,
-so the page shows a real figure computed at build time, never a slider that does nothing (and embeds no widget
-state). The admonition after the cell (class ``gdlab-explorer-live``) tells the reader how to move the controls.
+Pattern used on every chapter page: one cell ``live(explorer)``. In a running notebook it shows the controls, the
+figure as an image that each change of a control replaces, and a status line in words; the callback never raises:
+bad settings are reported in the status line and the image is kept. When the book is built, the kernels that execute
+the notebooks have ``GDLAB_STATIC_EXPLORERS=1`` in their environment (set by book/_ext/gdlab_explorer.py): there
+``live`` returns a :class:`StaticExplorer`, the default frame marked with the explorer's name, which the book's
+extension replaces by the page's controls over states drawn at build time (``SPEC.page_states()``).
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
-import numpy as np
-from IPython.display import display
 from matplotlib.figure import Figure
 
-from . import plots  # noqa: F401  (the layer below; chapter sections use it)
-from .landscapes import LANDSCAPES
-
-
-@dataclass(frozen=True)
-class Explorer:
-    """An explorer: ``update(**settings) -> Figure``, its ``defaults``, and ``controls() -> {name: widget}``."""
-
-    name: str
-    chapter: str
-    update: Callable[..., Figure]
-    defaults: dict
-    controls: Callable[[], dict[str, widgets.Widget]]
-    description: str = field(default="")
-
-
-def safe_update(explorer: Explorer, **settings) -> Figure | str:
-    """Run ``explorer.update``; return the figure, or a message string if the settings are invalid."""
-    try:
-        return explorer.update(**settings)
-    except ValueError as exc:
-        return f"Cannot draw these settings: {exc}"
-
+from . import experiments, plots
+from .plots.style import ExplorerView, png_bytes
+from .spec import Control, Spec
 
 #: Environment variable that makes :func:`live` show the default figure instead of controls (the book build).
 STATIC_ENV = "GDLAB_STATIC_EXPLORERS"
 
-
-def live(explorer: Explorer) -> widgets.Widget | Figure:
-    """Controls plus an output area that redraws ``explorer.update`` whenever a control changes.
-
-    Where ``GDLAB_STATIC_EXPLORERS=1`` (the kernels of the book build), the figure for ``explorer.defaults`` instead.
-    """
-    if os.environ.get(STATIC_ENV) == "1":
-        return explorer.update(**explorer.defaults)
-    controls = explorer.controls()
-    out = widgets.Output()
-
-    def redraw(**settings):
-        result = safe_update(explorer, **settings)
-        with out:
-            out.clear_output(wait=True)
-            if isinstance(result, str):
-                print(result)
-            else:
-                display(result)
-                plt.close(result)
-
-    interactive = widgets.interactive_output(redraw, controls)
-    box = widgets.VBox([widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap")), out])
-    box.children += (interactive,)
-    return box
-
-
-EXPLORERS: dict[str, Explorer] = {}
-
-#: Keyword arguments shared by every slider: redraw on release (not while dragging), full-width descriptions.
+#: Keyword arguments of the sliders: redraw on release (not while dragging), full-width descriptions.
 SLIDER_STYLE = {"continuous_update": False, "style": {"description_width": "initial"}}
 
 
-def log_slider(value: float, low_exp: float, high_exp: float, description: str, step: float = 0.05):
-    """A base-10 logarithmic slider from ``10**low_exp`` to ``10**high_exp`` (step sizes of every chapter)."""
-    return widgets.FloatLogSlider(value=value, base=10, min=low_exp, max=high_exp, step=step, readout_format=".3g",
-                                  description=description, **SLIDER_STYLE)
+class Frame(NamedTuple):
+    """One drawn state of an explorer: its PNG (:func:`gdlab.plots.style.png_bytes`), alt text and status line."""
+
+    png: bytes
+    alt: str
+    status: str
 
 
-def draw_slider(value: int, high: int):
-    """The "draw" slider: which random initialisation (and data) to use, ``0..high``."""
-    return widgets.IntSlider(value=value, min=0, max=high, description="draw", **SLIDER_STYLE)
+class Explorer:
+    """A chapter's explorer: ``name`` (the registry key), ``chapter`` ("1".."7"), its ``spec``, its figure (an
+    instance of ``view``, a :class:`gdlab.plots.style.ExplorerView` subclass, created on first use) and a one-line
+    ``description``."""
+
+    def __init__(self, name: str, chapter: str, spec: Spec, view: type[ExplorerView], description: str = ""):
+        self.name, self.chapter, self.spec, self.description = name, chapter, spec, description
+        self._view_class = view
+        self._view: ExplorerView | None = None
+
+    def __repr__(self) -> str:
+        return f"Explorer({self.name!r}, chapter {self.chapter}, controls {list(self.spec.names)})"
+
+    @property
+    def defaults(self) -> dict:
+        """The default settings, ``spec.defaults`` (a new dict on every call)."""
+        return self.spec.defaults
+
+    @property
+    def view(self) -> ExplorerView:
+        """The explorer's figure view (created on first use)."""
+        if self._view is None:
+            self._view = self._view_class()
+        return self._view
+
+    def update(self, **settings) -> Figure:
+        """Draw these settings (the others at their defaults); returns the same Figure on every call. Raises
+        ``ValueError`` for bad settings, before the figure is touched."""
+        return self.view.update(**settings)
+
+    def frame(self, **settings) -> Frame:
+        """Draw these settings and return the PNG, the alt text and the status line."""
+        fig = self.update(**settings)
+        return Frame(png_bytes(fig), self.view.alt, self.view.status)
+
+    def controls(self) -> dict[str, widgets.Widget]:
+        """``{name: widget}``: one control per setting of the spec (:func:`control_widget`), at its default."""
+        return {control.name: control_widget(control) for control in self.spec.controls}
 
 
-def register(explorer: Explorer) -> Explorer:
-    """Add ``explorer`` to ``EXPLORERS`` (used by the benchmarks) and return it."""
-    EXPLORERS[explorer.name] = explorer
-    return explorer
+def control_widget(control: Control) -> widgets.Widget:
+    """The ipywidgets control of a spec's :class:`~gdlab.spec.Control`, at its default: an ``IntSlider`` (int), a
+    ``FloatSlider`` (float), a ``FloatLogSlider`` in base 10 (log; ``step`` in decades), a ``Dropdown`` (choice) or
+    a ``SelectionSlider`` (choice with ``slider=True``); it redraws on release, labelled with ``control.label``."""
+    common = {"value": control.default, "description": control.label, **SLIDER_STYLE}
+    if control.kind == "choice" and not control.slider:
+        return widgets.Dropdown(options=list(control.options), value=control.default, description=control.label,
+                                style=SLIDER_STYLE["style"])
+    if control.kind == "choice":
+        return widgets.SelectionSlider(options=list(control.options), **common)
+    if control.kind == "log":
+        return widgets.FloatLogSlider(base=10, min=math.log10(control.low), max=math.log10(control.high),
+                                      step=control.step or 0.05, readout_format=".3g", **common)
+    cls = widgets.IntSlider if control.kind == "int" else widgets.FloatSlider
+    return cls(min=control.low, max=control.high, step=control.step or (1 if control.kind == "int" else 0.1), **common)
 
 
-# --- chapter 1 -------------------------------------------------------------------------------------------
+def _message(exc: ValueError) -> str:
+    return f"Cannot draw these settings: {exc}"
 
-# Chapter 1: gradient descent on the 2-D landscapes (convex, bulge, trap) from a start point chosen by the reader.
 
-_CH01_BOX = (
-    min(ls.box[0] for ls in LANDSCAPES.values()),
-    max(ls.box[1] for ls in LANDSCAPES.values()),
-    min(ls.box[2] for ls in LANDSCAPES.values()),
-    max(ls.box[3] for ls in LANDSCAPES.values()),
+def safe_update(explorer: Explorer, **settings) -> Figure | str:
+    """``explorer.update``: the figure, or a message string if the settings are invalid (never raises for them)."""
+    try:
+        return explorer.update(**settings)
+    except ValueError as exc:
+        return _message(exc)
+
+
+def safe_frame(explorer: Explorer, **settings) -> Frame | str:
+    """``explorer.frame``: the frame, or a message string if the settings are invalid (never raises for them)."""
+    try:
+        return explorer.frame(**settings)
+    except ValueError as exc:
+        return _message(exc)
+
+
+class StaticExplorer:
+    """What ``live(explorer)`` shows in the book build: the default frame, as a PNG and as a marked-up image with its
+    alt text and status line (``<div class="gdlab-page-explorer" data-explorer="NAME">``), which the book's extension
+    replaces by the page's controls."""
+
+    def __init__(self, explorer: Explorer):
+        self.explorer = explorer
+        self.frame = explorer.frame(**explorer.defaults)
+
+    def html(self) -> str:
+        name, alt, status = (html.escape(text, quote=True) for text in (self.explorer.name, self.frame.alt,
+                                                                         self.frame.status))
+        src = "data:image/png;base64," + base64.b64encode(self.frame.png).decode("ascii")
+        return (f'<div class="gdlab-page-explorer" data-explorer="{name}"><img alt="{alt}" src="{src}">'
+                f'<p class="gdlab-explorer-status">{status}</p></div>')
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        return {"image/png": base64.b64encode(self.frame.png).decode("ascii"), "text/plain": self.frame.alt,
+                "text/html": self.html()}
+
+
+def live(explorer: Explorer) -> widgets.Widget | StaticExplorer:
+    """The explorer in a running kernel: its controls, the figure as an image that every change of a control replaces
+    by ``explorer.frame(...).png``, and a status line with the figure's description (its alt text) folded under it
+    (bad settings: the message, and the image is kept). Where ``GDLAB_STATIC_EXPLORERS=1`` (the book build): a
+    :class:`StaticExplorer`."""
+    if os.environ.get(STATIC_ENV) == "1":
+        return StaticExplorer(explorer)
+    controls = explorer.controls()
+    image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+    status = widgets.HTML()
+
+    def redraw(_change=None) -> None:
+        result = safe_frame(explorer, **{name: control.value for name, control in controls.items()})
+        if isinstance(result, str):
+            status.value = f'<span class="gdlab-explorer-error">{html.escape(result)}</span>'
+            return
+        image.value = result.png  # (no tooltip: an Image has no description, and ipywidgets 8.1 fails on it)
+        status.value = (f"{html.escape(result.status)}<details><summary>What the figure shows</summary>"
+                        f"{html.escape(result.alt)}</details>")
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    redraw()
+    row = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
+    return widgets.VBox([row, image, status])
+
+
+def _register(*explorers: Explorer) -> dict[str, Explorer]:
+    return {explorer.name: explorer for explorer in explorers}
+
+
+#: Every chapter's explorer by name (the benchmarks time ``update(**spec.defaults)``; the book draws the page states).
+EXPLORERS: dict[str, Explorer] = _register(
+    Explorer("ch01 landscape", "1", experiments.ch01.SPEC, plots.ch01.View,
+             "Gradient descent on a convex, a non-convex but healthy ('bulge') and a trap landscape."),
+    Explorer("ch02 gd vs flow", "2", experiments.ch02.SPEC, plots.ch02.View,
+             "Gradient descent against the gradient flow: loss and distance at equal time, for eta * L up to 8."),
+    Explorer("ch03 health", "3", experiments.ch03.SPEC, plots.ch03.View,
+             "Loss of GD and of the flow on one data point against the idealised and the rigorous bounds."),
+    Explorer("ch04 ntk", "4", experiments.ch04.SPEC, plots.ch04.View,
+             "Lazy training of a wide two-layer ReLU net: loss against the bounds, kernel drift, function against the "
+             "kernel predictor."),
+    Explorer("ch05 params", "5", experiments.ch05.SPEC, plots.ch05.View,
+             "Gradient descent on a small ReLU net: K parameters against QN outputs, the rank of D, the final cost."),
+    Explorer("ch06 saddles", "6", experiments.ch06.SPEC, plots.ch06.View,
+             "Escaping the strict saddle of f = x^2/2 + y^4/4 - y^2/2 with GD, noisy GD, perturbed GD or SGLD."),
+    Explorer("ch07 deep linear", "7", experiments.ch07.SPEC, plots.ch07.View,
+             "Gradient descent on a deep linear network: loss, balancedness, and eta against 2 / lambda_max."),
 )
-CH01_DEFAULTS = {"landscape": "bulge", "x0": 1.8, "y0": 1.6, "eta": 0.3, "n_steps": 60}
-
-
-def _ch01_controls() -> dict[str, widgets.Widget]:
-    """Controls of the chapter-1 explorer: landscape, start point, step size (log scale), number of steps."""
-    d = CH01_DEFAULTS
-    x_lo, x_hi, y_lo, y_hi = _CH01_BOX
-    common = SLIDER_STYLE
-    return {
-        "landscape": widgets.Dropdown(options=list(LANDSCAPES), value=d["landscape"], description="landscape"),
-        "x0": widgets.FloatSlider(value=d["x0"], min=x_lo, max=x_hi, step=0.05, description="start x0", **common),
-        "y0": widgets.FloatSlider(value=d["y0"], min=y_lo, max=y_hi, step=0.05, description="start y0", **common),
-        "eta": log_slider(d["eta"], -3, 0.5, "step size eta"),
-        "n_steps": widgets.IntSlider(value=d["n_steps"], min=1, max=500, step=1, description="steps", **common),
-    }
-
-
-#: One persistent figure for the chapter-1 explorer: each callback updates it in place (fast; see
-#: :class:`gdlab.plots.LandscapeExplorerView`) and returns it.
-ch01_view = plots.LandscapeExplorerView()
-
-ch01_landscape = register(Explorer(
-    name="ch01 landscape",
-    chapter="1",
-    update=ch01_view.update,
-    defaults=dict(CH01_DEFAULTS),
-    controls=_ch01_controls,
-    description="Gradient descent on a convex, a non-convex but healthy ('bulge') and a trap landscape.",
-))
-
-
-# --- chapter 2 -------------------------------------------------------------------------------------------
-
-# Chapter 2: gradient descent against the gradient flow, on the chapter's MLP or on a quadratic with known L.
-# The step is set as eta * L (L = the quadratic's smoothness constant, or lambda_max(Hess f(w0)) for the MLP), so
-# that the threshold 2/L sits at 2 for both problems.
-
-CH02_DEFAULTS = {"problem": "quadratic", "step": 0.5, "steps": 100}
-
-
-def _ch02_controls() -> dict[str, widgets.Widget]:
-    """Controls of the chapter-2 explorer: problem, step size as eta * L (log scale), number of steps."""
-    d = CH02_DEFAULTS
-    lo, hi = plots.CH02_STEP_RANGE
-    s_lo, s_hi = plots.CH02_STEPS_RANGE
-    return {
-        "problem": widgets.Dropdown(options=["quadratic", "MLP"], value=d["problem"], description="problem"),
-        "step": log_slider(d["step"], float(np.log10(lo)), float(np.log10(hi)), "step size eta * L", step=0.02),
-        "steps": widgets.IntSlider(value=d["steps"], min=s_lo, max=s_hi, step=5, description="steps",
-                                   **SLIDER_STYLE),
-    }
-
-
-ch02_gd_vs_flow = register(Explorer(
-    name="ch02 gd vs flow",
-    chapter="2",
-    update=plots.gd_flow_explorer_figure,
-    defaults=dict(CH02_DEFAULTS),
-    controls=_ch02_controls,
-    description="Gradient descent against the gradient flow: loss and distance at equal time, for eta * L up to 8.",
-))
-
-
-# --- chapter 3 -------------------------------------------------------------------------------------------
-
-# Chapter 3: the one-data-point network trained by GD and by the flow, against the idealised and rigorous bounds.
-
-CH03_DEFAULTS = dict(plots.CH03_DEFAULTS)
-
-
-def _ch03_controls() -> dict[str, widgets.Widget]:
-    """Controls of the chapter-3 explorer: m, k, n, step size (log scale), steps and the draw (a new random start)."""
-    d = CH03_DEFAULTS
-    return {
-        "m": widgets.IntSlider(value=d["m"], min=1, max=16, description="input dim m", **SLIDER_STYLE),
-        "k": widgets.IntSlider(value=d["k"], min=1, max=256, description="width k", **SLIDER_STYLE),
-        "n": widgets.IntSlider(value=d["n"], min=1, max=8, description="outputs n", **SLIDER_STYLE),
-        "eta": log_slider(d["eta"], -4, -0.5, "step size eta"),
-        "steps": widgets.IntSlider(value=d["steps"], min=10, max=1000, step=10, description="steps", **SLIDER_STYLE),
-        "draw": draw_slider(d["draw"], 999),
-    }
-
-
-ch03_health = register(Explorer(
-    name="ch03 health",
-    chapter="3",
-    update=plots.health_explorer_figure,
-    defaults=dict(CH03_DEFAULTS),
-    controls=_ch03_controls,
-    description="Loss of GD and of the flow on one data point against the idealised and the rigorous bounds.",
-))
-
-
-# --- chapter 4 -------------------------------------------------------------------------------------------
-
-# Chapter 4: the Du et al. net on seven inputs on the circle: loss against the bounds, the kernel's drift, and the
-# trained function against the kernel predictor, for a width, a step size, a number of steps and an initialisation.
-
-
-def _ch04_controls() -> dict[str, widgets.Widget]:
-    """Controls of the chapter-4 explorer: width (a ladder of values), step size (log scale), steps, draw."""
-    d = plots.CH04_DEFAULTS
-    return {
-        "m": widgets.SelectionSlider(options=list(plots.CH04_WIDTHS), value=d["m"], description="width m",
-                                     **SLIDER_STYLE),
-        "eta": log_slider(d["eta"], -2, 0.5, "step size eta"),
-        "steps": widgets.IntSlider(value=d["steps"], min=10, max=200, step=10, description="steps", **SLIDER_STYLE),
-        "draw": draw_slider(d["draw"], 99),
-    }
-
-
-ch04_ntk = register(Explorer(
-    name="ch04 ntk",
-    chapter="4",
-    update=plots.ntk_explorer_figure,
-    defaults=dict(plots.CH04_DEFAULTS),
-    controls=_ch04_controls,
-    description="Lazy training of a wide two-layer ReLU net: loss against the bounds, kernel drift, function against "
-                "the kernel predictor.",
-))
-
-
-# --- chapter 5 -------------------------------------------------------------------------------------------
-
-# Chapter 5: a one-hidden-layer ReLU net with Q = 6 outputs: width and number of inputs set K against QN; generic or
-# clustered data.
-
-
-def _ch05_controls() -> dict[str, widgets.Widget]:
-    """Controls of the chapter-5 explorer: width, number of inputs, generic or clustered data, draw."""
-    d = plots.CH05_DEFAULTS
-    return {
-        "width": widgets.IntSlider(value=d["width"], min=1, max=8, description="width W", **SLIDER_STYLE),
-        "n_points": widgets.IntSlider(value=d["n_points"], min=2, max=12, description="inputs N", **SLIDER_STYLE),
-        "data": widgets.Dropdown(options=["generic", "clustered"], value=d["data"], description="data"),
-        "draw": draw_slider(d["draw"], 99),
-    }
-
-
-ch05_params = register(Explorer(
-    name="ch05 params",
-    chapter="5",
-    update=plots.params_explorer_figure,
-    defaults=dict(plots.CH05_DEFAULTS),
-    controls=_ch05_controls,
-    description="Gradient descent on a small ReLU net: K parameters against QN outputs, the rank of D, the final cost.",
-))
-
-
-# --- chapter 6 -------------------------------------------------------------------------------------------
-
-# Chapter 6: GD, noisy GD, perturbed GD or SGLD on the worked strict saddle, from a start a chosen offset off its
-# stable set.
-
-
-def _ch06_controls() -> dict[str, widgets.Widget]:
-    """Controls of the chapter-6 explorer: method, noise level and step (log scales), offset of the start, draw."""
-    d = plots.CH06_DEFAULTS
-    return {
-        "method": widgets.Dropdown(options=list(plots.CH06_METHODS), value=d["method"], description="method"),
-        "noise": log_slider(d["noise"], -6, 0, "noise level"),
-        "alpha": log_slider(d["alpha"], -2, 0, "step size alpha"),
-        "offset": log_slider(d["offset"], -16, -1, "start offset y0", step=0.5),
-        "draw": draw_slider(d["draw"], 99),
-    }
-
-
-ch06_saddles = register(Explorer(
-    name="ch06 saddles",
-    chapter="6",
-    update=plots.saddle_explorer_figure,
-    defaults=dict(plots.CH06_DEFAULTS),
-    controls=_ch06_controls,
-    description="Escaping the strict saddle of f = x^2/2 + y^4/4 - y^2/2 with GD, noisy GD, perturbed GD or SGLD.",
-))
-
-
-# --- chapter 7 -------------------------------------------------------------------------------------------
-
-# Chapter 7: gradient descent on a deep linear network: depth, step, initial scale, balanced or random start.
-
-
-def _ch07_controls() -> dict[str, widgets.Widget]:
-    """Controls of the chapter-7 explorer: depth, step size and initial scale (log scales), initialisation, draw."""
-    d = plots.CH07_DEFAULTS
-    return {
-        "depth": widgets.IntSlider(value=d["depth"], min=1, max=6, description="depth N", **SLIDER_STYLE),
-        "eta": log_slider(d["eta"], -3, 0, "step size eta"),
-        "scale": log_slider(d["scale"], -1, 0.3, "initial scale"),
-        "init": widgets.Dropdown(options=["balanced", "random"], value=d["init"], description="init"),
-        "draw": draw_slider(d["draw"], 99),
-    }
-
-
-ch07_deep_linear = register(Explorer(
-    name="ch07 deep linear",
-    chapter="7",
-    update=plots.deep_linear_explorer_figure,
-    defaults=dict(plots.CH07_DEFAULTS),
-    controls=_ch07_controls,
-    description="Gradient descent on a deep linear network: loss, balancedness, and eta against 2 / lambda_max.",
-))

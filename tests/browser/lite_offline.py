@@ -63,14 +63,15 @@ READY_JS = """
            .some(e => (e.textContent || '').includes('Pyodide'))
 """
 
-# The explorer: the first widget box of an output area that holds a slider and an image; returns the image's src.
+# The explorer (gdlab.widgets.live): the first widget box of an output area that holds a slider and an ipywidgets
+# Image; returns the image's src (a blob: URL, new on every change).
 FIGURE_JS = """
 () => {
   const boxes = Array.from(document.querySelectorAll('.jp-OutputArea-output .widget-vbox'))
-    .filter(b => b.querySelector('.widget-slider') && b.querySelector('.widget-output img'));
+    .filter(b => b.querySelector('.widget-slider') && b.querySelector('img.widget-image'));
   if (!boxes.length) return null;
   boxes[0].setAttribute('data-gdlab-explorer', '1');
-  return boxes[0].querySelector('.widget-output img').getAttribute('src');
+  return boxes[0].querySelector('img.widget-image').getAttribute('src');
 }
 """
 

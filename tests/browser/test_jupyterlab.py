@@ -949,7 +949,7 @@ def test_explorer_slider(chapter):
     cell = chapter.cell(index)
     cell.scroll_into_view_if_needed()
     sliders = cell.locator(".widget-slider")
-    images = cell.locator(".widget-output img, .jupyter-widgets-output-area img")
+    images = cell.locator("img.widget-image")  # gdlab.widgets.live: an ipywidgets.Image replaced on every change
     try:
         sliders.first.wait_for(state="visible", timeout=FIGURE_TIMEOUT_S * 1000)
         images.first.wait_for(state="visible", timeout=FIGURE_TIMEOUT_S * 1000)
@@ -981,7 +981,7 @@ def test_explorer_slider(chapter):
         time.sleep(0.1)
     seconds = time.monotonic() - start
     shot = chapter.screenshot("explorer-after", index)
-    output = clip(cell.locator(".widget-output, .jupyter-widgets-output-area").first.inner_text(), 300)
+    output = clip(cell.locator(".jp-Cell-outputWrapper").first.inner_text(), 300)
     assert new_src and new_src != before_src, (
         f"{chapter.name}: slider {label!r} moved from {before_value} to {after_value}, but the explorer's figure did "
         f"not change within {FIGURE_TIMEOUT_S} s; output area: {output!r} (screenshot {shot})")
