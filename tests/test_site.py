@@ -91,11 +91,14 @@ def test_explorer_follows_the_pattern(nb_path):
 TAG_URL = re.compile(r"<(script|link|img|iframe|source|audio|video|embed)\b[^>]*?\b(src|href)=\"((?:https?:)?//[^\"]*)\"",
                      re.IGNORECASE | re.DOTALL)
 
+DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+")
+
 
 def test_no_page_loads_anything_from_another_host(html):
     offenders = {}
     for page in book_pages(html):
-        text = page.read_text(encoding="utf-8")
+        # data: URIs (an image inlined as base64) are part of the page, and their text can contain any word
+        text = DATA_URI.sub("data:", page.read_text(encoding="utf-8"))
         found = [m.group(3) for m in TAG_URL.finditer(text)]
         found += [h for h in EXTERNAL_HOSTS if h in text.lower()]
         if found:
