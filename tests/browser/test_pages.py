@@ -209,7 +209,8 @@ async () => {
     if (!ok && img.complete) {  // an SVG without intrinsic size has naturalWidth 0 but decodes
       try { await img.decode(); ok = true; } catch (e) { ok = false; }
     }
-    out.push({src: img.currentSrc || img.src, ok, complete: img.complete, width: img.naturalWidth});
+    out.push({src: img.currentSrc || img.src, ok, complete: img.complete, width: img.naturalWidth,
+              explorer: img.closest('.gdlab-page-explorer') !== null});
   }
   return out;
 }
@@ -222,10 +223,11 @@ def test_images_load(visit):
     broken = [f"{i['src']} (complete={i['complete']}, naturalWidth={i['width']})" for i in images if not i["ok"]]
     assert not broken, f"{visit.rel}: {len(broken)} of {len(images)} images did not load:{_fmt(broken)}"
     if is_chapter(visit.rel):
-        # Figures computed by the notebook land in _images/; logos and icons do not count. Every chapter draws at
-        # least three (its checks' figures and the explorer's default figure): fewer means outputs were lost,
-        # e.g. a kernel on a non-inline matplotlib backend, whose figures have only a text repr.
-        figures = [i["src"] for i in images if "/_images/" in i["src"]]
+        # Figures computed by the notebook land in _images/, the explorer's in its page explorer; logos and icons do
+        # not count. Every chapter draws at least three (its checks' figures and the explorer's default figure):
+        # fewer means outputs were lost, e.g. a kernel on a non-inline matplotlib backend, whose figures have only
+        # a text repr.
+        figures = [i["src"] for i in images if "/_images/" in i["src"] or i["explorer"]]
         assert len(figures) >= 3, f"{visit.rel} is a chapter but shows {len(figures)} computed figures (lost outputs?)"
 
 
