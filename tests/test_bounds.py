@@ -106,8 +106,8 @@ def test_steps_bound_holds_for_gd(p, seed, frac, c, grad_report):
     if T <= cap:
         assert hit.size, f"no eps-stationary point within T_eps = {T:.1f} steps"
     if hit.size:
-        assert tr.steps[hit[0]] <= T, f"first eps-stationary step {tr.steps[hit[0]]} > T_eps = {T:.1f}"
-        grad_report("bounds: (first eps-stationary step) / T_eps (must be <= 1)", tr.steps[hit[0]] / T)
+        assert tr.k[hit[0]] <= T, f"first eps-stationary step {tr.k[hit[0]]} > T_eps = {T:.1f}"
+        grad_report("bounds: (first eps-stationary step) / T_eps (must be <= 1)", tr.k[hit[0]] / T)
     # f decreases monotonically for eta < 2 / L
     assert np.all(np.diff(tr.loss) <= 1e-12 * (1 + np.abs(tr.loss[:-1])))
 

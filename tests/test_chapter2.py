@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from gdlab import bounds, flow, nets, numerics, plots
+from gdlab import bounds, flow, nets, numerics, plots, runs
 from gdlab.experiments import ch02
 from matplotlib.figure import Figure
 
@@ -55,7 +55,7 @@ def test_quadratic_diverges_above_two_over_L_at_the_predicted_step(quad):
     eta = 1.1 * 2 / quad.L
     run = flow.gradient_descent(quad.loss_grad, w0, eta, 500)
     closed = quad.descent_loss(w0, eta, 500)
-    assert run.diverged and run.diverged_at == int(np.flatnonzero(closed > 1e6 * (1 + closed[0]))[0])
+    assert run.diverged and run.diverged_at == int(np.flatnonzero(closed > runs.divergence_threshold(closed[0]))[0])
     below = flow.gradient_descent(quad.loss_grad, w0, 0.99 * 2 / quad.L, 500)
     assert not below.diverged and flow.loss_increases(below).size == 0
 
@@ -419,11 +419,11 @@ def test_power_quadratic_regime_checks():
     above = flow.gradient_descent(quad.loss_grad, w0, 2.1 / quad.L, 300)
     assert 2.1 < 2.2 and flow.loss_increases(above).size > 0
     closed = quad.descent_loss(w0, 2.1 / quad.L, 300)
-    assert above.diverged_at == int(np.flatnonzero(closed > 1e6 * (1 + f0))[0]) == 82
+    assert above.diverged_at == int(np.flatnonzero(closed > runs.divergence_threshold(f0))[0]) == 82
     c = quad.coordinates(w0)
     k = np.arange(301)[:, None]
     wrong = 0.5 * np.sum(quad.eigenvalues * c**2 * np.abs(1 - 2.1 * quad.eigenvalues) ** k, axis=1)
-    assert int(np.flatnonzero(wrong > 1e6 * (1 + f0))[0]) != above.diverged_at
+    assert int(np.flatnonzero(wrong > runs.divergence_threshold(f0))[0]) != above.diverged_at
 
 
 @pytest.fixture(scope="module")

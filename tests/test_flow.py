@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from gdlab import flow, nets
+from gdlab import flow, nets, runs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import cumulative_trapezoid
@@ -202,7 +202,7 @@ def test_gd_quadratic_closed_form_exact():
     tr = flow.gradient_descent(lambda w: (0.5 * float(w @ (a * w)), a * w), w0, eta, 30)
     k = np.arange(31)[:, None]
     assert np.array_equal(tr.w, (1 - eta * a) ** k * w0)
-    assert np.array_equal(tr.steps, np.arange(31)) and np.allclose(tr.t, eta * np.arange(31), rtol=0, atol=1e-15)
+    assert np.array_equal(tr.k, np.arange(31)) and np.allclose(tr.t, eta * np.arange(31), rtol=0, atol=1e-15)
 
 
 @SETTINGS
@@ -239,7 +239,7 @@ def test_gd_schedule_and_record_every():
     assert np.array_equal(tr.w[-1], w)
     assert tr.t[-1] == pytest.approx(etas.sum(), rel=1e-15)
     tr3 = flow.gradient_descent(lg, np.ones(2), etas, 10, record_every=3)
-    assert np.array_equal(tr3.steps, [0, 3, 6, 9, 10])
+    assert np.array_equal(tr3.k, [0, 3, 6, 9, 10])
     assert np.array_equal(tr3.w, tr.w[[0, 3, 6, 9, 10]])
     with pytest.raises(ValueError, match="eta"):
         flow.gradient_descent(lg, np.ones(2), etas[:9], 10)
@@ -261,7 +261,7 @@ def test_gd_divergence_absurd_step(eta):
     lg = _quadratic(np.eye(3))
     w0 = np.ones(3)
     f0 = 1.5
-    max_loss = 1e6 * (1 + f0)
+    max_loss = runs.divergence_threshold(f0)
     # closed form: w_k = (1 - eta)^k w0, f_k = f0 (1 - eta)^(2k) (in logs, so nothing overflows here)
     logf = np.log(f0) + 2 * np.arange(1, 200) * np.log(abs(1 - eta))
     expected = 1 + int(np.argmax(logf > np.log(max_loss)))
@@ -272,7 +272,7 @@ def test_gd_divergence_absurd_step(eta):
     assert f"diverged at step {expected}" in tr.message
     assert tr.diverged_time == pytest.approx(expected * eta)
     # the records stop before the divergent point and are all finite
-    assert tr.steps[-1] == expected - 1 and np.all(np.isfinite(tr.loss)) and np.all(np.isfinite(tr.w))
+    assert tr.k[-1] == expected - 1 and np.all(np.isfinite(tr.loss)) and np.all(np.isfinite(tr.w))
 
 
 def test_gd_divergence_nan_loss():
@@ -294,7 +294,7 @@ def test_gd_divergence_explicit_max_loss():
     # f_k = 0.5 * 4^k: 0.5, 2, 8, 32, 128 -> exceeds 100 at step 4
     assert tr.diverged and tr.diverged_at == 4
     ok = flow.gradient_descent(lg, np.array([1.0]), 0.5, 50)
-    assert not ok.diverged and ok.diverged_at is None and ok.diverged_time is None
+    assert not ok.diverged and ok.diverged_at == runs.NOT_DIVERGED and ok.diverged_time is None
 
 
 def test_gd_huge_finite_gradient_no_warning():
@@ -319,7 +319,7 @@ def test_flow_divergence_finite_time_blow_up():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tr = flow.gradient_flow(lg, np.array([1.0]), 2.0)
-    assert tr.diverged and tr.diverged_time == pytest.approx(1.0, abs=1e-3)
+    assert tr.diverged and tr.diverged_time == pytest.approx(1.0, abs=1e-3) and tr.diverged_at == tr.t.size - 1
     assert tr.message.startswith("diverged at t = ")
     assert tr.t[-1] <= 1.0 + 1e-9
     keep = tr.t < 0.99
@@ -336,7 +336,7 @@ def test_flow_divergence_loss_exceeds_max_loss():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tr = flow.gradient_flow(lg, np.array([1.0]), 50.0)
-    assert tr.diverged and tr.diverged_at is None
+    assert tr.diverged and tr.diverged_at == tr.t.size - 1  # the flow's divergence: at its last record
     assert tr.diverged_time == pytest.approx(0.5 * np.log(2e6), rel=1e-6)
     assert tr.message.startswith("diverged at t = ") and "loss exceeded" in tr.message
     assert tr.loss[-1] == pytest.approx(2e6, rel=1e-6)
@@ -354,7 +354,7 @@ def test_flow_and_descent_are_deterministic():
     c = flow.gradient_descent(prob.loss_grad, w0, 0.05, 40, record_every=7)
     d = flow.gradient_descent(prob.loss_grad, w0, 0.05, 40, record_every=7)
     for u, v in ((a, b), (c, d)):
-        for field in ("t", "steps", "w", "loss", "grad_norm", "dist", "length", "energy"):
+        for field in ("t", "k", "w", "loss", "grad_norm", "dist", "length", "energy"):
             assert np.array_equal(getattr(u, field), getattr(v, field)), field
         assert u.message == v.message
 

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.linalg
-from gdlab import flow, nets, ntk
+from gdlab import flow, nets, ntk, runs
 from gdlab.numerics import relative_error
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -72,13 +72,6 @@ def test_sphere_and_circle_inputs():
     assert np.array_equal(C, np.stack([np.cos(th), np.sin(th)], axis=1))
     assert np.array_equal(C[:2], [[1.0, 0.0], [np.cos(np.pi / 2), 1.0]])
 
-
-def test_record_steps():
-    for steps, records in [(0, 2), (1, 50), (10, 3), (100, 50), (7, 7), (7, 8), (1000, 2)]:
-        k = ntk.record_steps(steps, records)
-        assert k[0] == 0 and k[-1] == steps
-        assert np.all(np.diff(k) > 0) and k.size <= records
-        assert k.size == min(records, steps + 1)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -462,7 +455,7 @@ def test_kernel_regression_problem_is_kernel_gradient_descent(n, p, seed, grad_r
     assert np.max(np.abs(g - g_fd)) <= 4 * (p + 2) * EPS * float(scale @ scale) / h
     eta = 0.5 / np.linalg.eigvalsh(H)[-1]
     run = flow.gradient_descent(prob.loss_grad, theta0, eta, 30)
-    assert run.status == "completed" and np.array_equal(run.steps, np.arange(31))
+    assert run.status == "completed" and np.array_equal(run.k, np.arange(31))
     u, f = run.w @ Phi.T, run.w @ Phi_te.T
     K_te = Phi_te @ Phi.T
     for k in (0, 1, 7, 30):
@@ -533,7 +526,7 @@ def test_lazy_training_against_a_plain_loop():
     eta = 0.5 / _gershgorin_lambda_max(X)
     run = ntk.lazy_training(X, y, W0, a, eta, steps, records=13, track_lambda=True)
     W_ref, rows, flip_steps = _reference_run(X, y, W0, a, eta, steps)
-    assert np.array_equal(run.k, ntk.record_steps(steps, 13)) and run.k[0] == 0 and run.k[-1] == steps
+    assert np.array_equal(run.k, runs.record_steps(steps, 13)) and run.k[0] == 0 and run.k[-1] == steps
     assert np.array_equal(run.t, eta * run.k)
     assert run.diverged_at == -1
     np.testing.assert_allclose(run.W, W_ref, rtol=1e-12, atol=1e-12 * np.max(np.abs(W_ref)))
@@ -578,7 +571,7 @@ def test_lazy_training_is_deterministic():
 @pytest.mark.parametrize("eta", [1e3, 1e6, 1e100, "gradual"])
 def test_lazy_training_divergence_is_caught_quietly(eta):
     """A huge step blows the loss up at once; ``eta = 3 / lambda_max(H(0))`` makes it grow by ~2x per step, so the
-    step where it crosses ``1e6 (1 + L(0))`` is pinned down."""
+    step where it crosses ``divergence_threshold(L(0))`` is pinned down."""
     W0, a, X, y = _instance(40, 3, 4, 23)
     if eta == "gradual":
         eta = 3.0 / np.linalg.eigvalsh(ntk.gram(W0, X))[-1]
@@ -592,8 +585,8 @@ def test_lazy_training_divergence_is_caught_quietly(eta):
     for arr in (run.loss, run.u, run.drift, run.flips, run.gram_change, run.lambda_min):
         assert np.all(np.isfinite(arr))
     assert np.isfinite(run.min_lambda_min)
-    # the step it reports is where the loss first left [0, 1e6 (1 + L0)], by the plain loop
-    limit = 1e6 * (1 + nets.du_loss(W0, a, X, y))
+    # the step it reports is where the loss first left [0, divergence_threshold(L0)], by the plain loop
+    limit = runs.divergence_threshold(nets.du_loss(W0, a, X, y))
     W = W0.copy()
     losses = []
     with np.errstate(all="ignore"):

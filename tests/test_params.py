@@ -924,7 +924,8 @@ def test_fit_stops_on_divergence_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         f = params.fit(prob, params.init((3, 2, 6), 1), 500, eta=1e3, polish=True)
-    assert f.diverged_at > 0 and np.all(np.isfinite(f.cost))
+    assert f.diverged_at > 0 and f.diverged and np.all(np.isfinite(f.cost)) and f.k[-1] < f.diverged_at
+    assert np.isnan(f.gd_cost) and np.isnan(f.final_cost)  # no polish after a divergence (gdlab.runs)
 
 
 @pytest.mark.parametrize("call,name", [

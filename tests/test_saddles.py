@@ -32,7 +32,7 @@ import warnings
 
 import numpy as np
 import pytest
-from gdlab import chain, numerics, saddles
+from gdlab import chain, numerics, runs, saddles
 from gdlab.numerics import relative_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -524,7 +524,7 @@ def test_chain_gd_jump_equals_stepping(d, L, seed):
     x0 = chain.chain_init(ch, seed)
     a = chain.chain_gd(ch, x0, 2500, jump=True)
     b = chain.chain_gd(ch, x0, 2500, jump=False)
-    assert np.array_equal(a.passed, b.passed) and a.steps == b.steps and a.left_domain == b.left_domain == -1
+    assert np.array_equal(a.passed, b.passed) and a.steps == b.steps and a.diverged_at == b.diverged_at == -1
     assert np.all(np.abs(a.log_abs_x - b.log_abs_x) <= 1e-9 * (np.abs(b.log_abs_x) + 1))
     assert np.array_equal(np.sign(a.x), np.sign(b.x))
     _check_passed(a, d)
@@ -543,7 +543,7 @@ def test_chain_gd_passes_every_saddle(d, L, seed):
     ch = chain.chain(d, L=L)
     run = chain.chain_gd(ch, chain.chain_init(ch, seed))
     _check_passed(run, d)
-    assert np.all(run.passed >= 0) and run.passed[-1] == run.steps and run.left_domain == -1
+    assert np.all(run.passed >= 0) and run.passed[-1] == run.steps and run.diverged_at == -1
     assert run.k[-1] == run.steps and run.f[-1] == pytest.approx(float(chain.chain_f(ch, run.x)), rel=1e-12)
     # at the end every |x_j| >= 2 tau: D_{d+1}, f < -(d - 1) nu
     assert np.all(np.abs(run.x) >= 2 * ch.tau) and run.f[-1] < -(d - 1) * ch.nu
@@ -576,14 +576,14 @@ def test_chain_gd_plain_agrees_until_underflow_and_then_stalls():
         assert np.min(np.abs(x0)) * 2.0**-600 > 1e-300
         plain = chain.chain_gd_plain(ch, x0, 600)
         exact = chain.chain_gd(ch, x0, 600)
-        assert np.array_equal(plain.passed, exact.passed) and plain.left_domain == exact.left_domain == -1
+        assert np.array_equal(plain.passed, exact.passed) and plain.diverged_at == exact.diverged_at == -1
         assert plain.k.size == 601 and plain.steps == 600
     ch10 = chain.chain(10, L=1.0)
     x0 = chain.chain_init(ch10, 0)
     plain = chain.chain_gd_plain(ch10, x0, 20_000)
     exact = chain.chain_gd(ch10, x0)
-    assert np.all(exact.passed >= 0) and exact.left_domain == -1
-    assert np.any(plain.passed == -1) and plain.left_domain == -1
+    assert np.all(exact.passed >= 0) and exact.diverged_at == -1
+    assert np.any(plain.passed == -1) and plain.diverged_at == -1
     stalled = int(np.argmax(plain.passed == -1))
     assert np.array_equal(plain.passed[:stalled], exact.passed[:stalled])
     # the escaping and trailing coordinates are stuck at 0 or at the smallest subnormal 2^-1074
@@ -594,13 +594,13 @@ def test_chain_gd_plain_agrees_until_underflow_and_then_stalls():
 def test_chain_gd_left_domain_and_paper_settings():
     for d, L in [(5, 1.0), (5, 3.0), (10, 1.5)]:
         ch = chain.chain(d, L=L)
-        assert chain.chain_gd(ch, chain.chain_init(ch, 0)).left_domain == -1
+        assert chain.chain_gd(ch, chain.chain_init(ch, 0)).diverged_at == -1
     ch = chain.chain(3)
     out = chain.chain_gd(ch, [20.0, 0.5, 0.5], 10)  # starts outside (|x_1| > 6 tau)
-    assert out.left_domain == 0 and out.steps == 0 and np.all(out.passed == -1)
+    assert out.diverged_at == 0 and out.steps == 0 and np.all(out.passed == -1)
     # a step 1.5 > 1/L overshoots: x_1 grows by 1 + 2 alpha gamma = 4 per step and jumps beyond the domains
     big = chain.chain_gd(ch, chain.chain_init(ch, 0), 200, alpha=1.5)
-    assert big.left_domain > 0 and big.steps == big.left_domain
+    assert big.diverged_at > 0 and big.steps == big.diverged_at
 
 
 def test_chain_gd_plain_reports_leaving_the_domain():
@@ -610,13 +610,13 @@ def test_chain_gd_plain_reports_leaving_the_domain():
     x0 = chain.chain_init(ch, 0)
     exact = chain.chain_gd(ch, x0, 50, alpha=1.5)
     plain = chain.chain_gd_plain(ch, x0, 50, alpha=1.5)
-    assert plain.left_domain == exact.left_domain > 0
+    assert plain.diverged_at == exact.diverged_at > 0
 
 
 def test_chain_run_from_path_accepts_nan_rows():
     ch = chain.chain(3)
     run = chain.chain_run_from_path(ch, np.array([[0.5, 0.5, 0.5], [np.nan] * 3]))
-    assert run.left_domain == 1 and run.steps == 0 and np.array_equal(run.x, [0.5, 0.5, 0.5])
+    assert run.diverged_at == 1 and run.steps == 0 and np.array_equal(run.x, [0.5, 0.5, 0.5])
 
 
 def test_chain_gd_emits_no_warning_when_a_step_zeroes_coordinates():
@@ -640,11 +640,11 @@ def test_chain_init_and_run_from_path():
     assert stats.kstest(big, stats.uniform(-1, 2).cdf).statistic <= KS_999 / np.sqrt(big.size)
     X = np.stack([x0, x0 * 0.5, [3 * ch.tau, 0.1, 0, 0, 0, 0], [3 * ch.tau, 2.5 * ch.tau, 0.1, 0, 0, 0]])
     run = chain.chain_run_from_path(ch, X)
-    assert np.array_equal(run.passed, [2, 3, -1, -1, -1, -1]) and run.left_domain == -1 and run.steps == 3
+    assert np.array_equal(run.passed, [2, 3, -1, -1, -1, -1]) and run.diverged_at == -1 and run.steps == 3
     assert np.array_equal(run.f, chain.chain_f(ch, X)) and np.array_equal(run.k, np.arange(4))
     X[3, 5] = 2.0 * ch.tau  # leaves the domains at row 3
     run = chain.chain_run_from_path(ch, X)
-    assert run.left_domain == 3 and run.steps == 2 and np.array_equal(run.x, X[2])
+    assert run.diverged_at == 3 and run.steps == 2 and np.array_equal(run.x, X[2])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -792,13 +792,19 @@ def test_noisy_gd_steps_and_divergence():
     for k in range(50):
         w = w - 0.1 * saddles.example_grad(w)
         assert np.array_equal(run0.x[k + 1], w)
+    n = saddles.unit_sphere(100, 2, 0)
     for eta in (10.0, 1e3, 1e300):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             bad = saddles.noisy_gd(saddles.example_value, saddles.example_grad, [0.0, 0.5], eta, 100, 0)
-        assert bad.diverged_at >= 0 and len(bad.x) == bad.diverged_at + 1
-        assert np.all(np.isfinite(bad.f[:-1])) and np.max(np.abs(bad.x[-1])) >= saddles.BLOW_UP
-        assert np.all(np.max(np.abs(bad.x[:-1]), axis=1) < saddles.BLOW_UP)
+        d = bad.diverged_at
+        assert d >= 1 and bad.diverged and len(bad.x) == len(bad.f) == d  # the records end before it (gdlab.runs)
+        limit = runs.divergence_threshold(bad.f[0])
+        assert np.all(np.isfinite(bad.f)) and np.all(bad.f <= limit)
+        # the step it did not record lands where f is above the threshold or not finite
+        with np.errstate(all="ignore"):
+            f_next = saddles.example_f(bad.x[-1] - eta * (saddles.example_grad(bad.x[-1]) + n[d - 1]))
+        assert not (np.isfinite(f_next) and f_next <= limit)
 
 
 @SETTINGS
@@ -1415,7 +1421,7 @@ def test_chain_kappa_and_the_small_step_check_and_its_power():
         a_ok = 0.9 / chain.chain_smoothness(ch).ell
         run = chain.chain_gd(ch, chain.chain_init(ch, seed=0), alpha=a_ok)
         ratio = run.passed[-1] / run.passed[-2]
-        assert run.left_domain < 0 and np.all(run.passed > 0)
+        assert run.diverged_at < 0 and np.all(run.passed > 0)
         assert abs(ratio - chain.chain_kappa(ch, a_ok)) <= 1e-2 * ratio
         assert abs(ratio - chain.chain_kappa(ch)) > 1e-2 * ratio
     ch = chain.chain(3, L=1.0, gamma=1.0)

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import as_array, as_float, as_int, as_rng
+from .runs import NOT_DIVERGED, divergence_threshold, diverges
 
 
 def descent_omega(eta: float, L: float) -> float:
@@ -682,12 +683,17 @@ class OnePointDescent(NamedTuple):
     """Gradient descent on the draws of a :class:`OnePointRuns` (chapter 3), recorded at every step (NaN after
     divergence): ``loss``, ``grad_sq`` and ``dist`` (steps + 1, B) are ``f(w_j)``, ``|grad f(w_j)|^2`` and
     ``|w_j - w_0|``; ``diverged_at`` (B,) is the step at which the loss became non-finite or exceeded
-    ``1e6 (1 + l0)`` (-1: never)."""
+    :func:`gdlab.runs.divergence_threshold` of ``l0`` (-1: never; :mod:`gdlab.runs`)."""
 
     loss: np.ndarray
     grad_sq: np.ndarray
     dist: np.ndarray
     diverged_at: np.ndarray
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """(B,) bool: ``diverged_at >= 0``."""
+        return self.diverged_at >= 0
 
 
 def one_point_descent(runs: OnePointRuns, eta: float, steps: int) -> OnePointDescent:
@@ -705,15 +711,15 @@ def one_point_descent(runs: OnePointRuns, eta: float, steps: int) -> OnePointDes
     a0, N0 = runs.a[0], runs.N[0]
     B = a.shape[0]
     rec = np.full((3, steps + 1, B), np.nan)  # loss, grad_sq, dist
-    limit = 1e6 * (1.0 + runs.l0)
-    div = np.full(B, -1)
+    limit = divergence_threshold(runs.l0)
+    div = np.full(B, NOT_DIVERGED)
     alive = np.ones(B, dtype=bool)
     if B == 1:  # the explorer's case: the same iteration on plain vectors, without the batch axis (faster)
         return _one_point_descent_single(a[0], N[0], q[0], m, eta, steps, float(limit[0]))
     with np.errstate(all="ignore"):
         for s in range(steps + 1):
             b, y_hat, a_hat, loss, grad_sq = _one_point_fields(a, N, q, m)
-            bad = alive & ~(loss <= limit)
+            bad = alive & diverges(loss, limit)
             div[bad] = s
             alive &= ~bad
             dist = np.sqrt(np.sum((a - a0) ** 2, axis=1) / m + np.sum((N - N0) ** 2, axis=(1, 2)))
@@ -730,13 +736,13 @@ def _one_point_descent_single(a, N, q, m, eta, steps, limit) -> OnePointDescent:
     """:func:`one_point_descent` for one draw: ``a`` (k,), ``N`` (n, k), ``q`` (n,)."""
     rec = np.full((3, steps + 1, 1), np.nan)  # loss, grad_sq, dist
     a0, N0 = a, N
-    div = -1
+    div = NOT_DIVERGED
     with np.errstate(all="ignore"):
         for s in range(steps + 1):
             b = np.maximum(a, 0.0)
             y_hat = N @ b - q
             y_sq = float(y_hat @ y_hat)
-            if not 0.5 * y_sq <= limit:
+            if diverges(0.5 * y_sq, limit):
                 div = s
                 break
             a_hat = (a > 0.0) * (y_hat @ N)

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import as_array, as_float, as_int, as_rng
+from .runs import NOT_DIVERGED, divergence_threshold, diverges, record_steps
 
 
 @dataclass(frozen=True)
@@ -331,17 +332,24 @@ class ChainRun(NamedTuple):
 
     ``k`` (R,) recorded iterations and ``f`` (R,) the objective there; ``passed`` (d,) the first iteration at which
     ``|x_i| >= 2 tau`` (saddle i passed, the run is in a domain beyond i), -1 if never; ``steps`` the iterations run;
-    ``left_domain`` the iteration at which an iterate left the domains (-1: never); ``x`` (d,) the last iterate,
-    whose tiny coordinates may be 0 in float64; ``log_abs_x`` (d,) ``log |x_j|`` of the last iterate, exact.
+    ``diverged_at`` the iteration at which an iterate left the domains, where ``f`` is not defined (NaN), or ``f``
+    went above :func:`gdlab.runs.divergence_threshold` of ``f(x0)`` (-1: never; :mod:`gdlab.runs`: the records end
+    before it); ``x`` (d,) the last iterate, whose tiny coordinates may be 0 in float64; ``log_abs_x`` (d,)
+    ``log |x_j|`` of the last iterate, exact.
     """
 
     k: np.ndarray
     f: np.ndarray
     passed: np.ndarray
     steps: int
-    left_domain: int
+    diverged_at: int
     x: np.ndarray
     log_abs_x: np.ndarray
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the run left the domains or diverged (``diverged_at >= 0``)."""
+        return self.diverged_at >= 0
 
 
 def _passed_update(passed: np.ndarray, i_reached: int, k: int) -> None:
@@ -410,11 +418,15 @@ def chain_gd(ch: Chain, x0, max_steps: int = 10**9, *, alpha: float | None = Non
     ks, fs = [], []
     rho_up, rho_down = 1.0 + 2.0 * alpha * ch.gamma, 1.0 - 2.0 * alpha * ch.L
 
-    def record(k):
-        ks.append(k)
-        fs.append(float(chain_f(ch, sign * np.exp(u))))
+    def value():
+        return float(chain_f(ch, sign * np.exp(u)))
 
-    k, left = 0, -1
+    def record(k, f_k=None):
+        ks.append(k)
+        fs.append(value() if f_k is None else f_k)
+
+    limit = divergence_threshold(value())
+    k, left = 0, NOT_DIVERGED
     while True:
         lead = u >= log_2tau
         i0 = ch.d if lead.all() else int(np.argmin(lead))
@@ -422,24 +434,27 @@ def chain_gd(ch: Chain, x0, max_steps: int = 10**9, *, alpha: float | None = Non
         part = 2 if (i0 < ch.d and u[i0] > log_tau) else 1
         if i0 < ch.d and part == 2 and i0 + 1 < ch.d:
             inside = inside and u[i0 + 1] <= log_tau
-        if not inside:
+        # checked at every step, and at the start of a stay in D_{i,1}: along it f only decreases (its quadratic
+        # terms shrink by rho_down^2, the -gamma x_i^2 term grows in size), so it cannot cross the threshold there
+        f_now = value() if inside else np.nan
+        if diverges(f_now, limit):
             left = k
             break
         _passed_update(passed, i0 + 1, k)
         if i0 == ch.d or k >= max_steps:
-            record(k)
+            record(k, f_now)
             break
         if jump and part == 1 and rho_up > 1.0 and 0.0 < rho_down:
             n = int(np.floor((log_tau - u[i0]) / np.log(rho_up))) + 1  # steps until |x_i| > tau
             n = max(1, min(n, max_steps - k))
             u0, s0 = u.copy(), sign.copy()
-            for kk in np.unique(np.linspace(0, n - 1, records_per_phase).round().astype(int)):
+            for kk in record_steps(n - 1, records_per_phase):
                 u, sign = _chain_affine(ch, s0, u0, i0, kk, rho_up, rho_down)
                 record(k + kk)
             u, sign = _chain_affine(ch, s0, u0, i0, n, rho_up, rho_down)
             k += n
             continue
-        record(k)
+        record(k, f_now)
         _chain_log_step(ch, sign, u, alpha, i0, part)
         k += 1
     k_arr, f_arr = np.array(ks), np.array(fs)
@@ -490,8 +505,8 @@ def chain_run_from_path(ch: Chain, X: np.ndarray) -> ChainRun:
     f = np.full(X.shape[0], np.nan)
     f[finite] = chain_f(ch, X[finite])
     dom = _domain_from_abs(ch, np.abs(np.where(finite[:, None], X, 0.0)))
-    bad = ~finite | ~dom.inside | ~np.isfinite(f)
-    left = int(np.argmax(bad)) if bad.any() else -1
+    bad = ~dom.inside | diverges(f, divergence_threshold(f[0]))  # f is NaN at a non-finite row
+    left = int(np.argmax(bad)) if bad.any() else NOT_DIVERGED
     T = X.shape[0] if left < 0 else left
     passed = np.full(ch.d, -1)
     for i in range(1, ch.d + 1):

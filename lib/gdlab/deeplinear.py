@@ -25,6 +25,7 @@ from scipy.stats import ortho_group
 
 from ._checks import as_array, as_float, as_int, as_rng
 from .nets import deep_linear_grad, deep_linear_grad_unchecked, deep_linear_product, mlp_grad, pack, unpack
+from .runs import NOT_DIVERGED, divergence_threshold, diverges, record_steps
 
 
 def _check_layers(Ws, X=None, Y=None, name: str = "Ws"):
@@ -214,7 +215,9 @@ def decaying_steps(a: float, b: float, gamma: float, steps: int) -> np.ndarray:
 class DLRun(NamedTuple):
     """Gradient descent on a deep linear network (chapter 7): at the recorded steps ``k`` (R,), the loss (R,), the
     balancedness constant ``delta`` (R,) and the sharpness (R,) (NaN where not computed); ``diverged_at`` (-1: never,
-    else the step at which the loss became non-finite or exceeded ``1e10 (1 + L(0))``) and the last factors ``Ws``."""
+    else the step at which the loss became non-finite or exceeded :func:`gdlab.runs.divergence_threshold` of ``L(0)``;
+    :mod:`gdlab.runs`: the records end before it) and the last factors ``Ws`` (for a diverged run, those at which
+    the divergence was detected)."""
 
     k: np.ndarray
     loss: np.ndarray
@@ -222,6 +225,11 @@ class DLRun(NamedTuple):
     sharpness: np.ndarray
     diverged_at: int
     Ws: list
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the run diverged (``diverged_at >= 0``)."""
+        return self.diverged_at >= 0
 
 
 def gradient_descent(Ws0, X, Y, eta, steps: int, *, records: int = 100, sharpness_records: int = 0,
@@ -237,28 +245,27 @@ def gradient_descent(Ws0, X, Y, eta, steps: int, *, records: int = 100, sharpnes
         raise ValueError("eta must be positive")
     records = as_int("records", records, low=2)
     sharpness_records = as_int("sharpness_records", sharpness_records, low=0)
-    rec = set(np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int)).tolist())
-    sharp = set(np.unique(np.linspace(0, steps, sharpness_records).round().astype(int)).tolist()) \
-        if sharpness_records else set()
+    rec = set(record_steps(steps, records).tolist())
+    sharp = set(record_steps(steps, sharpness_records).tolist()) if sharpness_records else set()
     Ws = [W.copy() for W in Ws]
     ks, losses, deltas, sharps = [], [], [], []
-    loss0 = None
+    limit, diverged_at = None, NOT_DIVERGED
     for k in range(steps + 1):
         with np.errstate(over="ignore", invalid="ignore"):
             loss, grads = deep_linear_grad_unchecked(Ws, X, Y)
-        loss0 = loss if loss0 is None else loss0
-        bad = not np.isfinite(loss) or loss > 1e10 * (1.0 + loss0)
-        if k in rec or bad or k in sharp:
+        limit = divergence_threshold(loss) if limit is None else limit
+        if diverges(loss, limit):
+            diverged_at = k
+            break
+        if k in rec or k in sharp:
             ks.append(k)
             losses.append(loss)
-            deltas.append(balancedness(Ws).delta if (track_delta and not bad) else np.nan)
-            sharps.append(sharpness(Ws, X, Y) if (k in sharp and not bad) else np.nan)
-        if bad:
-            return DLRun(np.array(ks), np.array(losses), np.array(deltas), np.array(sharps), k, Ws)
+            deltas.append(balancedness(Ws).delta if track_delta else np.nan)
+            sharps.append(sharpness(Ws, X, Y) if k in sharp else np.nan)
         if k == steps:
             break
         Ws = [W - etas[k] * G for W, G in zip(Ws, grads, strict=True)]
-    return DLRun(np.array(ks), np.array(losses), np.array(deltas), np.array(sharps), -1, Ws)
+    return DLRun(np.array(ks, dtype=int), np.array(losses), np.array(deltas), np.array(sharps), diverged_at, Ws)
 
 
 def gradient_norm(Ws, X, Y) -> float:
@@ -298,7 +305,7 @@ def descent_record(Ws0, X, Y, eta, steps: int) -> DescentRecord:
     bound[0], length[0] = balancedness(Ws).delta, 0.0
     for k in range(steps + 1):
         loss[k], grads = deep_linear_grad(Ws, X, Y)
-        if not np.isfinite(loss[k]) or loss[k] > 1e10 * (1.0 + loss[0]):
+        if diverges(loss[k], divergence_threshold(loss[0])):
             raise ValueError(f"eta: gradient descent diverged at step {k}; descent_record needs a convergent run")
         gnorm[k] = np.linalg.norm(pack(grads))
         delta[k] = balancedness(Ws).delta
@@ -325,7 +332,7 @@ def steps_to_fraction(Ws0, X, Y, eta: float, fraction: float = 0.5, max_steps: i
             loss0 = loss if loss0 is None else loss0
             if loss <= fraction * loss0:
                 return k
-            if not np.isfinite(loss):
+            if diverges(loss, divergence_threshold(loss0)):
                 return -1
             Ws = [W - eta * G for W, G in zip(Ws, grads, strict=True)]
     return -1
@@ -333,15 +340,21 @@ def steps_to_fraction(Ws0, X, Y, eta: float, fraction: float = 0.5, max_steps: i
 
 class StepScan(NamedTuple):
     """Constant step sizes ``eta`` (S,) tried from one initialisation: ``converged`` (S,) (loss below ``tol`` within
-    the steps, no divergence), ``diverged`` (S,), ``final_loss`` (S,), ``sharpness_end`` (S,) (NaN unless converged),
-    and ``eta_max`` the largest converged step of the list (NaN if none)."""
+    the steps, no divergence), ``diverged_at`` (S,) (:class:`DLRun`; -1: did not diverge), ``final_loss`` (S,) (NaN
+    if diverged), ``sharpness_end`` (S,) (NaN unless converged), and ``eta_max`` the largest converged step of the list
+    (NaN if none)."""
 
     eta: np.ndarray
     converged: np.ndarray
-    diverged: np.ndarray
+    diverged_at: np.ndarray
     final_loss: np.ndarray
     sharpness_end: np.ndarray
     eta_max: float
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """(S,) bool: ``diverged_at >= 0``."""
+        return self.diverged_at >= 0
 
 
 def step_scan(Ws0, X, Y, etas, steps: int, tol: float = 1e-12) -> StepScan:
@@ -354,10 +367,10 @@ def step_scan(Ws0, X, Y, etas, steps: int, tol: float = 1e-12) -> StepScan:
     conv, div, final, sharp = [], [], [], []
     for eta in etas:
         run = gradient_descent(Ws0, X, Y, float(eta), steps, records=2)
-        ok = run.diverged_at < 0 and run.loss[-1] < tol
+        ok = not run.diverged and run.loss[-1] < tol
         conv.append(ok)
-        div.append(run.diverged_at >= 0)
-        final.append(run.loss[-1])
+        div.append(run.diverged_at)
+        final.append(np.nan if run.diverged else run.loss[-1])
         sharp.append(sharpness(run.Ws, X, Y) if ok else np.nan)
     conv = np.array(conv)
     return StepScan(etas, conv, np.array(div), np.array(final), np.array(sharp),
@@ -367,14 +380,14 @@ def step_scan(Ws0, X, Y, etas, steps: int, tol: float = 1e-12) -> StepScan:
 def _converges(Ws, X, Y, eta: float, steps: int, tol: float) -> bool:
     """Whether gradient descent with constant step ``eta`` from ``Ws`` reaches a loss below ``tol`` within ``steps``
     steps (stopping there), without diverging."""
-    loss0 = None
+    limit = None
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(steps + 1):
             loss, grads = deep_linear_grad_unchecked(Ws, X, Y)
-            loss0 = loss if loss0 is None else loss0
+            limit = divergence_threshold(loss) if limit is None else limit
             if loss < tol:
                 return True
-            if not np.isfinite(loss) or loss > 1e10 * (1.0 + loss0):
+            if diverges(loss, limit):
                 return False
             Ws = [W - eta * G for W, G in zip(Ws, grads, strict=True)]
     return False

@@ -12,8 +12,9 @@ and return a :class:`Trajectory`: times, loss, gradient norm, distance from ``w0
   its length ``sum eta_k |grad f(w_k)|`` and its energy ``sum |w_{k+1} - w_k|^2 / eta_k = sum eta_k |grad f(w_k)|^2``,
   the discrete counterparts of the flow's quantities.
 
-A run whose loss becomes non-finite or exceeds ``max_loss`` stops, sets ``diverged=True`` and records the step
-(or time); no floating-point warning escapes. Nothing here is random: the same input gives the same bits.
+A run whose loss becomes non-finite or exceeds ``max_loss`` (default :func:`gdlab.runs.divergence_threshold` of
+``f(w0)``) stops and says where in ``diverged_at`` (and ``diverged_time``), by the convention of :mod:`gdlab.runs`;
+no floating-point warning escapes. Nothing here is random: the same input gives the same bits.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from scipy import integrate
 from scipy.optimize import brentq
 
 from ._checks import as_array, as_float, as_int, as_rng
+from .runs import NOT_DIVERGED, divergence_threshold, diverges
 
 LossGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -40,37 +42,48 @@ class Trajectory:
     Attributes
     ----------
     t : (T,) times (flow) or cumulative step sizes ``t_k = sum_{i<k} eta_i`` (descent).
-    steps : (T,) iteration index of each record (descent) or ``-1`` (flow).
+    k : (T,) iteration index of each record (descent) or ``-1`` (flow).
     w : (T, p) recorded parameters; ``w[0] = w0``.
     loss, grad_norm, dist : (T,) ``f(w)``, ``|grad f(w)|`` and ``|w - w0|``.
     length, energy : (T,) path length and energy from 0 up to each record.
-    diverged : True if the run stopped because the loss became non-finite or exceeded ``max_loss``.
-    diverged_at : the step index (descent) at which divergence was detected, else ``None``.
+    diverged_at : where the run stopped because the loss became non-finite or exceeded ``max_loss``
+        (:mod:`gdlab.runs`): the step (descent; the records end at the step before it) or the index of the record
+        (flow: its last record, where the loss reached ``max_loss`` or the solver failed); -1 if it did not.
     diverged_time : the time at which divergence was detected, else ``None``.
     message : a one-line human-readable account of how the run ended.
     method : ``"flow"`` or ``"descent"``.
-    status : ``"completed"``, ``"diverged"``, or why a flow stopped early: ``"min_loss"``, ``"max_evals"``.
+    status : ``"completed"``, ``"diverged"`` (exactly when ``diverged_at >= 0``), or why a flow stopped early:
+        ``"min_loss"``, ``"max_evals"``.
+    diverged : (property) ``diverged_at >= 0``.
     """
 
     t: np.ndarray
-    steps: np.ndarray
+    k: np.ndarray
     w: np.ndarray
     loss: np.ndarray
     grad_norm: np.ndarray
     dist: np.ndarray
     length: np.ndarray
     energy: np.ndarray
-    diverged: bool
-    diverged_at: int | None
+    diverged_at: int
     diverged_time: float | None
     message: str
     method: str
     status: str = "completed"
 
+    def __post_init__(self):
+        if (self.status == "diverged") != (self.diverged_at >= 0):
+            raise ValueError(f"status {self.status!r} contradicts diverged_at = {self.diverged_at}")
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the run diverged (``diverged_at >= 0``)."""
+        return self.diverged_at >= 0
+
     @property
     def final_loss(self) -> float:
-        """Loss at the last recorded point."""
-        return float(self.loss[-1])
+        """Loss at the last recorded point; NaN if the run diverged."""
+        return float("nan") if self.diverged else float(self.loss[-1])
 
 
 def _safe_loss_grad(loss_grad: LossGrad, w: np.ndarray) -> tuple[float, np.ndarray, bool]:
@@ -99,7 +112,7 @@ def _check_common(loss_grad, w0, max_loss) -> tuple[np.ndarray, float, np.ndarra
         raise ValueError("w0 must be a point where the loss and its gradient are finite")
     if np.shape(g0) != w0.shape:
         raise ValueError(f"loss_grad must return a gradient of shape {w0.shape}; got {np.shape(g0)}")
-    max_loss = 1e6 * (1.0 + abs(f0)) if max_loss is None else as_float("max_loss", max_loss)
+    max_loss = divergence_threshold(f0) if max_loss is None else as_float("max_loss", max_loss)
     return w0, f0, g0, max_loss
 
 
@@ -127,7 +140,9 @@ def gradient_flow(
     t_eval : increasing times in ``[0, t_max]`` to record, starting at 0 (default: ``n_eval`` equally spaced).
     rtol, atol : tolerances of the adaptive solver; the energy identity holds to about ``rtol * l(0)``.
     method : an explicit or implicit ``scipy.integrate`` solver class name (``"DOP853"``, ``"RK45"``, ``"LSODA"``, ...).
-    max_loss : stop and report divergence if the loss exceeds this (default ``1e6 (1 + |f(w0)|)``).
+    max_loss : stop and report divergence if the loss exceeds this (default
+        :func:`gdlab.runs.divergence_threshold` of ``f(w0)``); ``diverged_at`` is then the index of the last record,
+        the point where the loss reached it, and ``diverged_time`` its time.
     min_loss : optionally stop once the loss falls below this value (``status="min_loss"``, not diverged).
     max_evals : stop (``status="max_evals"``, not diverged) after this many gradient evaluations. The ReLU loss
         has a discontinuous gradient: when a hidden unit sits on its kink for one data point and is pushed
@@ -180,7 +195,7 @@ def gradient_flow(
                 states.extend(np.atleast_2d(interp(t_eval[nxt:hi]).T))
                 nxt = hi
             f = _safe_loss_grad(loss_grad, solver.y[:p])[0]
-            if not np.isfinite(f) or f > max_loss:
+            if diverges(f, max_loss):
                 status, message = "diverged", f"diverged at t = {solver.t:.4g}: loss exceeded {max_loss:.3g}"
             elif min_loss is not None and f < min_loss:
                 status, message = "min_loss", f"stopped at t = {solver.t:.4g}: loss fell below min_loss = {min_loss:.3g}"
@@ -210,15 +225,14 @@ def gradient_flow(
         dist = np.linalg.norm(W - w0, axis=1)
     return Trajectory(
         t=ts,
-        steps=np.full(ts.shape, -1),
+        k=np.full(ts.shape, -1),
         w=W,
         loss=losses,
         grad_norm=gnorms,
         dist=dist,
         length=Z[:, p],
         energy=Z[:, p + 1],
-        diverged=diverged,
-        diverged_at=None,
+        diverged_at=ts.size - 1 if diverged else NOT_DIVERGED,
         diverged_time=float(ts[-1]) if diverged else None,
         message=message,
         method="flow",
@@ -275,12 +289,13 @@ def gradient_descent(
     eta : step size > 0, or an array of ``n_steps`` step sizes (a schedule, e.g. ``a / (b + k)^gamma``).
     n_steps : number of steps, >= 1.
     record_every : record every this many steps (the first and the last point are always recorded).
-    max_loss : the run is declared diverged when the loss exceeds this (default ``1e6 (1 + |f(w0)|)``) or
-        becomes non-finite; it stops at once and ``diverged_at`` is the step index where this was seen.
+    max_loss : the run is declared diverged when the loss exceeds this (default
+        :func:`gdlab.runs.divergence_threshold` of ``f(w0)``) or becomes non-finite; it stops at once,
+        ``diverged_at`` is the step where this was seen, and the records end at the step before it.
 
     Returns
     -------
-    Trajectory with ``method="descent"``; ``steps`` holds the iteration index of each record.
+    Trajectory with ``method="descent"``; ``k`` holds the iteration index of each record.
     """
     w0, f0, g0, max_loss = _check_common(loss_grad, w0, max_loss)
     n_steps = as_int("n_steps", n_steps)
@@ -290,7 +305,7 @@ def gradient_descent(
     rec_k, rec_t, rec_w, rec_f, rec_g, rec_len, rec_en = [], [], [], [], [], [], []
     w, f, g = w0, f0, g0
     t = length = energy = 0.0
-    diverged_at = None
+    diverged_at = NOT_DIVERGED
     for k in range(n_steps + 1):
         with np.errstate(all="ignore"):  # a finite gradient can still have an overflowing norm
             gnorm = float(np.linalg.norm(g))
@@ -307,10 +322,10 @@ def gradient_descent(
             t += etas[k]
             length += etas[k] * gnorm
             energy += etas[k] * (gnorm * gnorm)
-        if not ok or not np.all(np.isfinite(w)) or f > max_loss:
+        if not ok or diverges(f, max_loss):  # ok is False for a non-finite iterate or gradient
             diverged_at = k + 1
             break
-    diverged = diverged_at is not None
+    diverged = diverged_at >= 0
     if diverged:
         message = f"diverged at step {diverged_at}: loss {'is not finite' if not np.isfinite(f) else f'{f:.3g}'} " \
                   f"(limit {max_loss:.3g})"
@@ -321,14 +336,13 @@ def gradient_descent(
         dist = np.linalg.norm(W - w0, axis=1)
     return Trajectory(
         t=np.array(rec_t),
-        steps=np.array(rec_k),
+        k=np.array(rec_k),
         w=W,
         loss=np.array(rec_f),
         grad_norm=np.array(rec_g),
         dist=dist,
         length=np.array(rec_len),
         energy=np.array(rec_en),
-        diverged=diverged,
         diverged_at=diverged_at,
         diverged_time=t if diverged else None,
         message=message,
@@ -494,24 +508,23 @@ def quadratic_problem(eigenvalues, seed) -> QuadraticProblem:
     return QuadraticProblem(eigenvalues=lam, Q=Q, H=0.5 * (H + H.T))
 
 
-def record_steps(steps: int, records: int) -> np.ndarray:
-    """About ``records`` step indices from 0 to ``steps`` (both included), spaced evenly: where the training loops of
-    chapters 4 and 5 record their quantities."""
-    return np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int))
-
-
 def thin_trajectory(traj: Trajectory, every: int) -> Trajectory:
     """Keep every ``every``-th record of ``traj`` (always starting with the first); chapter 2 uses it to measure the
-    finite-difference residual of Result 1.2 at several record spacings from one flow solution.
+    finite-difference residual of Result 1.2 at several record spacings from one flow solution. A diverged flow keeps
+    its last record too, the one its ``diverged_at`` names (:mod:`gdlab.runs`).
     """
     if not isinstance(traj, Trajectory):
         raise ValueError("traj must be a Trajectory")
     every = as_int("every", every)
     from dataclasses import replace
 
-    sl = slice(None, None, every)
-    return replace(traj, t=traj.t[sl], steps=traj.steps[sl], w=traj.w[sl], loss=traj.loss[sl],
-                   grad_norm=traj.grad_norm[sl], dist=traj.dist[sl], length=traj.length[sl], energy=traj.energy[sl])
+    idx = np.arange(0, traj.t.size, every)
+    flow_diverged = traj.method == "flow" and traj.diverged
+    if flow_diverged and idx[-1] != traj.t.size - 1:
+        idx = np.append(idx, traj.t.size - 1)
+    return replace(traj, t=traj.t[idx], k=traj.k[idx], w=traj.w[idx], loss=traj.loss[idx],
+                   grad_norm=traj.grad_norm[idx], dist=traj.dist[idx], length=traj.length[idx],
+                   energy=traj.energy[idx], diverged_at=idx.size - 1 if flow_diverged else traj.diverged_at)
 
 
 def switch_mask(traj: Trajectory, pattern: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -592,7 +605,7 @@ def steps_to_stationary(traj: Trajectory, eps: float) -> int | None:
         raise ValueError("traj must be a Trajectory returned by gradient_descent")
     eps = as_float("eps", eps)
     hits = np.flatnonzero(traj.grad_norm <= eps)
-    return int(traj.steps[hits[0]]) if hits.size else None
+    return int(traj.k[hits[0]]) if hits.size else None
 
 
 def flow_interpolant(traj: Trajectory, loss_grad: LossGrad) -> Callable[[np.ndarray], np.ndarray]:
@@ -631,4 +644,4 @@ def loss_increases(traj: Trajectory, floor: float = 0.0) -> np.ndarray:
         raise ValueError("traj must be a Trajectory")
     floor = as_float("floor", floor, low=0.0, low_open=False)
     up = (traj.loss[1:] > traj.loss[:-1]) & (np.maximum(traj.loss[1:], traj.loss[:-1]) > floor)
-    return traj.steps[1:][up] if traj.method == "descent" else np.flatnonzero(up) + 1
+    return traj.k[1:][up] if traj.method == "descent" else np.flatnonzero(up) + 1

@@ -21,6 +21,7 @@ import numpy as np
 from ._checks import as_array, as_float, as_int, as_rng
 from .nets import MLPProblem, mlp_loss
 from .numerics import hessian_fd
+from .runs import NOT_DIVERGED, divergence_threshold, diverges
 
 # ----------------------------------------------------------------------------------------------------------
 # The counterexample of Gelada & Buckman (chapter 1)
@@ -298,35 +299,41 @@ def local_stability(landscape: Landscape, w_star, h: float = 1e-5) -> LocalStabi
 class Paths(NamedTuple):
     """Gradient-descent paths from ``S`` starts: ``w`` (T+1, S, 2), ``loss`` (T+1, S), ``diverged_at`` (S,) int.
 
-    ``diverged_at[i]`` is the step at which start i diverged (its path is frozen from then on, and its later
-    losses are NaN), or -1 if it did not.
+    ``diverged_at[i]`` is the step at which start i diverged (:mod:`gdlab.runs`: its losses are NaN from then on and
+    its path is frozen at its last finite iterate), or -1 if it did not.
     """
 
     w: np.ndarray
     loss: np.ndarray
     diverged_at: np.ndarray
 
+    @property
+    def diverged(self) -> np.ndarray:
+        """(S,) bool: ``diverged_at >= 0``."""
+        return self.diverged_at >= 0
 
-def descent_paths(landscape: Landscape, starts, eta: float, n_steps: int, max_loss: float = 1e6) -> Paths:
+
+def descent_paths(landscape: Landscape, starts, eta: float, n_steps: int, max_loss: float | None = None) -> Paths:
     """Gradient descent with step ``eta`` on ``landscape`` from every row of ``starts`` (S, 2), all at once.
 
-    A start whose loss exceeds ``max_loss`` or stops being finite is marked diverged and frozen.
+    A start whose loss exceeds ``max_loss`` (default: :func:`gdlab.runs.divergence_threshold` of its own start loss)
+    or stops being finite is marked diverged and frozen.
     """
     starts = as_array("starts", starts, shape=(None, 2))
     eta = as_float("eta", eta)
     n_steps = as_int("n_steps", n_steps)
-    max_loss = as_float("max_loss", max_loss)
     W = np.empty((n_steps + 1, *starts.shape))
     F = np.empty((n_steps + 1, starts.shape[0]))
-    diverged_at = np.full(starts.shape[0], -1)
+    diverged_at = np.full(starts.shape[0], NOT_DIVERGED)
     W[0], F[0] = starts, landscape.f(starts)
+    max_loss = divergence_threshold(F[0]) if max_loss is None else as_float("max_loss", max_loss)
     with np.errstate(all="ignore"):
         for k in range(n_steps):
             alive = diverged_at < 0
             step = np.where(alive[:, None], eta * landscape.grad(W[k]), 0.0)
             W[k + 1] = W[k] - step
             f = landscape.f(W[k + 1])
-            bad = alive & ~(np.isfinite(f) & (f <= max_loss) & np.all(np.isfinite(W[k + 1]), axis=1))
+            bad = alive & (diverges(f, max_loss) | ~np.all(np.isfinite(W[k + 1]), axis=1))
             diverged_at[bad] = k + 1
             W[k + 1][bad] = W[k][bad]
             F[k + 1] = np.where(diverged_at >= 0, np.nan, f)

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import nets as _nets
 from ._checks import as_array, as_float, as_int, as_rng
-from .flow import record_steps
+from .runs import NOT_DIVERGED, divergence_threshold, diverges, record_steps
 
 UNIT_TOL = 1e-10  # rows of an input matrix count as unit vectors when ||x| - 1| <= UNIT_TOL
 
@@ -295,7 +295,8 @@ class LazyRun(NamedTuple):
     the number of steps during which some pattern flipped (the steps where ``u(k+1) - u(k) = -eta H(k) (u(k) - y)``
     is not exact), ``max_lambda_max`` the largest ``lambda_max(H(k))`` likewise (the step-size condition
     ``eta lambda_max(H(k)) <= 1`` of chapter 4 is about it). ``diverged_at``: the step at which the loss
-    became non-finite or exceeded ``1e6 (1 + L(0))``, else -1 (the records stop there).
+    became non-finite or exceeded :func:`gdlab.runs.divergence_threshold` of ``L(0)``, else -1 (the records stop
+    before it, and ``W`` is the iterate at which it was detected; :mod:`gdlab.runs`).
     """
 
     k: np.ndarray
@@ -312,6 +313,11 @@ class LazyRun(NamedTuple):
     flip_steps: int
     diverged_at: int
     max_lambda_max: float = np.nan
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the run diverged (``diverged_at >= 0``)."""
+        return self.diverged_at >= 0
 
 
 def lazy_training(X, y, W0, a, eta: float, steps: int, *, records: int = 50, track_lambda: bool = False) -> LazyRun:
@@ -337,13 +343,13 @@ def lazy_training(X, y, W0, a, eta: float, steps: int, *, records: int = 50, tra
     mask = work["mask"]  # (m, n) patterns 1{w_r^T x_i >= 0} of the current iterate, the transpose of S
     S0, S_prev = mask.copy(), mask.copy()
     H0 = gram_from_patterns(S0.T, X)
-    limit = 1e6 * (1.0 + 0.5 * float(r @ r))
+    limit = divergence_threshold(0.5 * float(r @ r))
     out = {key: [] for key in ("k", "loss", "u", "drift", "flips", "gram_change", "lambda_min")}
-    lam_min_all, lam_max_all, flip_steps, diverged_at = np.inf, -np.inf, 0, -1
+    lam_min_all, lam_max_all, flip_steps, diverged_at = np.inf, -np.inf, 0, NOT_DIVERGED
     with np.errstate(all="ignore"), one_blas_thread():
         for k in range(steps + 1):
             loss = 0.5 * float(r @ r)
-            if not loss <= limit:
+            if diverges(loss, limit):
                 diverged_at = k
                 break
             if k > 0 and not np.array_equal(mask, S_prev):

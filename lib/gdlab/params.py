@@ -29,7 +29,7 @@ import numpy as np
 from scipy.special import expit
 
 from ._checks import as_array, as_float, as_int, as_rng
-from .flow import record_steps
+from .runs import NOT_DIVERGED, divergence_threshold, diverges, record_steps
 
 # --- the network --------------------------------------------------------------------------------------------------
 
@@ -307,7 +307,9 @@ class Fit(NamedTuple):
     """A training run of chapter 5 (:func:`fit`): gradient descent, optionally finished by a Levenberg-Marquardt /
     trust-region polish. ``k`` (R,) recorded GD steps and ``cost`` (R,) the cost there; ``eta`` the step used;
     ``gd_theta`` and ``gd_cost`` at the end of GD; ``theta`` and ``final_cost`` after the polish (the same if none);
-    ``diverged_at`` the GD step at which the cost became non-finite or exceeded ``1e6 (1 + C(0))``, else -1."""
+    ``diverged_at`` the GD step at which the cost became non-finite or exceeded
+    :func:`gdlab.runs.divergence_threshold` of ``C(0)``, else -1 (:mod:`gdlab.runs`: the records stop before it,
+    ``gd_cost`` and ``final_cost`` are NaN, ``gd_theta`` and ``theta`` the iterate at which it was detected)."""
 
     k: np.ndarray
     cost: np.ndarray
@@ -317,6 +319,11 @@ class Fit(NamedTuple):
     theta: np.ndarray
     final_cost: float
     diverged_at: int
+
+    @property
+    def diverged(self) -> bool:
+        """Whether gradient descent diverged (``diverged_at >= 0``)."""
+        return self.diverged_at >= 0
 
 
 def gd_step_size(problem: FCProblem, theta, scale: float = 0.5) -> float:
@@ -345,13 +352,13 @@ def fit(problem: FCProblem, theta0, steps: int, *, eta: float | None = None, rec
     eta = gd_step_size(problem, theta) if eta is None else as_float("eta", eta)
     max_nfev = as_int("max_nfev", max_nfev)
     rec = set(record_steps(steps, records).tolist())
-    ks, costs, diverged_at = [], [], -1
+    ks, costs, diverged_at = [], [], NOT_DIVERGED
     cost, grad = problem.loss_grad(theta)
-    limit = 1e6 * (1.0 + cost)
+    limit = divergence_threshold(cost)
     with np.errstate(all="ignore"):
         for k in range(steps + 1):
-            if not cost <= limit:
-                diverged_at = k
+            if diverges(cost, limit):
+                diverged_at, cost = k, np.nan
                 break
             if k in rec:
                 ks.append(k)
@@ -378,8 +385,10 @@ def fit(problem: FCProblem, theta0, steps: int, *, eta: float | None = None, rec
 class BatchFit(NamedTuple):
     """Gradient descent on ``B`` one-hidden-layer ReLU networks at once (:func:`fit_one_hidden_batch`): per run the
     step ``eta`` (B,), the cost at the start ``cost0`` (B,) and at the end ``cost`` (B,), ``grad_norm`` (B,) ``|grad C|``
-    at the end, ``diverged_at`` (B,) the step at which the cost became non-finite or exceeded ``1e6 (1 + C(0))`` (else
-    -1), and the final parameter vectors ``theta`` (a list of B arrays, run ``b`` of length ``K_b``)."""
+    at the end, ``diverged_at`` (B,) the step at which the cost became non-finite or exceeded
+    :func:`gdlab.runs.divergence_threshold` of ``C(0)`` (else -1; :mod:`gdlab.runs`: that run stops there, its
+    ``cost`` and ``grad_norm`` are NaN), and the final parameter vectors ``theta`` (a list of B arrays, run ``b`` of
+    length ``K_b``)."""
 
     eta: np.ndarray
     cost0: np.ndarray
@@ -387,6 +396,11 @@ class BatchFit(NamedTuple):
     grad_norm: np.ndarray
     diverged_at: np.ndarray
     theta: list
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """(B,) bool: ``diverged_at >= 0``."""
+        return self.diverged_at >= 0
 
 
 def fit_one_hidden_batch(X, Y, thetas: Sequence, widths: Sequence[int], steps: int, scale: float = 0.5) -> BatchFit:
@@ -424,12 +438,12 @@ def fit_one_hidden_batch(X, Y, thetas: Sequence, widths: Sequence[int], steps: i
         return 0.5 * np.sum(r * r, axis=(1, 2)) / N, grads
 
     cost, grads = cost_grad()
-    cost0, limit = cost.copy(), 1e6 * (1.0 + cost)
-    diverged_at = np.full(B, -1)
+    cost0, limit = cost.copy(), divergence_threshold(cost)
+    diverged_at = np.full(B, NOT_DIVERGED)
     live = np.ones(B, dtype=bool)
     with np.errstate(all="ignore"):
         for k in range(steps + 1):
-            bad = live & ~(cost <= limit)
+            bad = live & diverges(cost, limit)
             diverged_at[bad], live[bad] = k, False
             if k == steps or not live.any():
                 break
@@ -437,7 +451,9 @@ def fit_one_hidden_batch(X, Y, thetas: Sequence, widths: Sequence[int], steps: i
             for p, g in zip((W1, b1, W2, b2), grads, strict=True):
                 p -= step.reshape((B,) + (1,) * (p.ndim - 1)) * g
             cost, grads = cost_grad()
-    gnorm = np.sqrt(sum(np.sum(g.reshape(B, -1) ** 2, axis=1) for g in grads))
+    with np.errstate(all="ignore"):
+        gnorm = np.sqrt(sum(np.sum(g.reshape(B, -1) ** 2, axis=1) for g in grads))
+    cost, gnorm = np.where(live, cost, np.nan), np.where(live, gnorm, np.nan)
     thetas_end = [np.concatenate([W1[b, :w].ravel(), b1[b, :w], W2[b, :, :w].ravel(), b2[b]])
                   for b, w in enumerate(widths)]
     return BatchFit(eta=eta, cost0=cost0, cost=cost, grad_norm=gnorm, diverged_at=diverged_at, theta=thetas_end)
@@ -446,7 +462,8 @@ def fit_one_hidden_batch(X, Y, thetas: Sequence, widths: Sequence[int], steps: i
 class Transition(NamedTuple):
     """The transition experiment of chapter 5 (:func:`transition_experiment`), one entry per run (R,): the number of
     inputs ``N``, the width ``W``, the parameter count ``K``, the ``draw`` (initialisation seed), the ``cost`` after
-    gradient descent, ``|grad C|`` there (``grad_norm``) and whether the run ``diverged``."""
+    gradient descent, ``|grad C|`` there (``grad_norm``), both NaN for a run that diverged, and the step
+    ``diverged_at`` at which it did (-1: it did not; :mod:`gdlab.runs`)."""
 
     N: np.ndarray
     W: np.ndarray
@@ -454,7 +471,12 @@ class Transition(NamedTuple):
     draw: np.ndarray
     cost: np.ndarray
     grad_norm: np.ndarray
-    diverged: np.ndarray
+    diverged_at: np.ndarray
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """(R,) bool: ``diverged_at >= 0``."""
+        return self.diverged_at >= 0
 
 
 def transition_experiment(n_values: Sequence[int], widths: Sequence[int], draws: int, steps: int, M: int = 3,
@@ -477,7 +499,7 @@ def transition_experiment(n_values: Sequence[int], widths: Sequence[int], draws:
         run = fit_one_hidden_batch(X, Y, [init((M, w, Q), d) for w, d in zip(ws, ds, strict=True)], ws, steps)
         for key, values in (("N", [n] * len(ws)), ("W", ws), ("K", [parameter_count((M, w, Q)) for w in ws]),
                             ("draw", ds), ("cost", run.cost), ("grad_norm", run.grad_norm),
-                            ("diverged", run.diverged_at >= 0)):
+                            ("diverged_at", run.diverged_at)):
             cols[key].extend(values)
     return Transition(**{key: np.asarray(values) for key, values in cols.items()})
 

@@ -9,7 +9,8 @@ Sections, in the order of the chapter:
 * the non-strict saddle at 0 of the depth-N scalar linear network ``(w_1 ... w_N - 1)^2 / 2``.
 
 Every function is pure: arrays and a seed (or ``numpy.random.Generator``) in, arrays or a small NamedTuple out.
-A run that blows up or leaves the region where its function is defined stops and says so in its result.
+A run that blows up or leaves the region where its function is defined stops and says so in its result, by the
+convention of :mod:`gdlab.runs` (``diverged_at``).
 The chain of saddles of :cite:`du2017exponential`, the chapter's other example, has a module of its own:
 :mod:`gdlab.chain`.
 """
@@ -23,8 +24,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import as_array, as_float, as_int, as_rng
+from .runs import NOT_DIVERGED, divergence_threshold, diverges, record_steps
 
-#: Runs stop (``diverged``) once an iterate leaves this ball: far beyond every region the chapter looks at.
+#: SGLD chains, which have no objective to compare with :func:`gdlab.runs.divergence_threshold`, are dropped (NaN)
+#: once they leave this ball: far beyond every region the chapter looks at.
 BLOW_UP = 1e6
 
 # ----------------------------------------------------------------------------------------------------------
@@ -135,8 +138,9 @@ def example_path(w0, alpha: float, steps: int) -> np.ndarray:
 class Basins(NamedTuple):
     """Where gradient descent from each start ends (chapter 6).
 
-    ``w`` (n, 2) final iterates; ``label`` (n,) int: 0 at the saddle, +1 at the minimum (0, 1), -1 at (0, -1),
-    2 not settled within the steps, 3 diverged (left the ball of radius :data:`BLOW_UP`).
+    ``w`` (n, 2) final iterates (NaN for a diverged run); ``label`` (n,) int: 0 at the saddle, +1 at the minimum
+    (0, 1), -1 at (0, -1), 2 not settled within the steps, 3 diverged (:mod:`gdlab.runs`: ``f`` went above
+    :func:`gdlab.runs.divergence_threshold` of its start value or stopped being finite).
     """
 
     w: np.ndarray
@@ -151,13 +155,14 @@ def example_basins(starts, alpha: float, steps: int, tol: float = 1e-6) -> Basin
     steps = as_int("steps", steps, low=0)
     tol = as_float("tol", tol)
     alive = np.ones(W.shape[0], dtype=bool)
+    limit = divergence_threshold(example_f(W))
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(steps):  # all rows step together until one blows up; from then on only the live ones
             if alive.all():
                 W = gd_map(W, alpha)
             else:
                 W[alive] = gd_map(W[alive], alpha)
-            alive &= np.all(np.abs(W) < BLOW_UP, axis=1)
+            alive &= ~diverges(example_f(W), limit)
     label = np.full(W.shape[0], 2)
     label[np.linalg.norm(W - EXAMPLE_SADDLE, axis=1) < tol] = 0
     label[np.linalg.norm(W - EXAMPLE_MINIMA[0], axis=1) < tol] = 1
@@ -262,12 +267,19 @@ def fit_escape_law(eps, steps, alpha: float, gamma: float) -> EscapeFit:
 
 class Run(NamedTuple):
     """A stepwise run of an escape algorithm (chapter 6): ``x`` (T+1, p) iterates (after any perturbation, before
-    the step), ``f`` (T+1,) objective values, ``diverged_at`` the step at which an iterate became non-finite, left the
-    function's domain or the ball of radius :data:`BLOW_UP` (-1: never)."""
+    the step), ``f`` (T+1,) objective values, ``diverged_at`` the step at which the iterate or ``f`` there stopped
+    being finite (``f`` is NaN outside its function's domain) or ``f`` went above
+    :func:`gdlab.runs.divergence_threshold` of ``f(x0)`` (-1: never; :mod:`gdlab.runs`: the records end before it,
+    ``T = diverged_at - 1``)."""
 
     x: np.ndarray
     f: np.ndarray
     diverged_at: int
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the run diverged (``diverged_at >= 0``)."""
+        return self.diverged_at >= 0
 
 
 def unit_sphere(n: int, p: int, seed) -> np.ndarray:
@@ -297,8 +309,20 @@ def _run_checks(f, grad, x0, eta, steps, *, x0_name: str = "x0", eta_name: str =
     return (as_array(x0_name, x0, ndim=1).copy(), as_float(eta_name, eta), as_int("steps", steps, low=0))
 
 
-def _bad(x: np.ndarray, fx: float) -> bool:
-    return not (np.isfinite(fx) and np.all(np.isfinite(x)) and np.max(np.abs(x)) < BLOW_UP)
+def _value_grad(f, grad, x: np.ndarray, with_grad: bool = True) -> tuple[float, np.ndarray | None]:
+    """``f(x)`` and (``with_grad``) ``grad f(x)``, with floating-point warnings silenced; NaN at a non-finite ``x``."""
+    if not np.all(np.isfinite(x)):
+        return np.nan, np.full(x.shape, np.nan)
+    with np.errstate(all="ignore"):
+        return float(f(x)), (np.asarray(grad(x), dtype=float) if with_grad else None)
+
+
+def _start_value(f, x0: np.ndarray) -> tuple[float, float]:
+    """``f(x0)`` and the divergence threshold of a run from ``x0`` (ValueError if ``f(x0)`` is not finite)."""
+    f0 = _value_grad(f, None, x0, with_grad=False)[0]
+    if not np.isfinite(f0):
+        raise ValueError(f"x0 must be a point where f is finite; got f(x0) = {f0}")
+    return f0, divergence_threshold(f0)
 
 
 def noisy_gd(f, grad, x0, eta: float, steps: int, seed, noise: float = 1.0) -> Run:
@@ -313,19 +337,15 @@ def noisy_gd(f, grad, x0, eta: float, steps: int, seed, noise: float = 1.0) -> R
 def _iterate(f, step_fn, x, steps) -> Run:
     X = np.empty((steps + 1, x.size))
     F = np.empty(steps + 1)
-    X[0], F[0] = x, f(x)
+    F[0], limit = _start_value(f, x)
+    X[0] = x
     for k in range(steps):
-        if _bad(X[k], F[k]):
-            return Run(X[: k + 1], F[: k + 1], k)
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):
             X[k + 1] = step_fn(X[k], k)
-        if not (np.all(np.isfinite(X[k + 1])) and np.max(np.abs(X[k + 1])) < BLOW_UP):
-            F[k + 1] = np.nan
-            return Run(X[: k + 2], F[: k + 2], k + 1)
-        F[k + 1] = f(X[k + 1])
-    if _bad(X[steps], F[steps]):
-        return Run(X, F, steps)
-    return Run(X, F, -1)
+        F[k + 1] = _value_grad(f, None, X[k + 1], with_grad=False)[0]
+        if diverges(F[k + 1], limit):
+            return Run(X[: k + 1], F[: k + 1], k + 1)
+    return Run(X, F, NOT_DIVERGED)
 
 
 @dataclass(frozen=True)
@@ -381,7 +401,8 @@ class PGDRun(NamedTuple):
     ``x`` (T+1, p) the iterates ``x_t`` before any perturbation at step t; ``grad_norm`` (T+1,) ``|grad f(x_t)|``
     there; ``perturbed`` (T+1,) bool, whether a perturbation was added at step t; ``f`` (T+1,) the objective at
     ``x_t``; ``returned`` the step t at which the stopping rule fired (-1: it did not), ``x_out`` (p,) the point
-    returned (``x~`` if it fired, else the last iterate); ``diverged_at`` as in :class:`Run`.
+    returned (``x~`` if it fired, else the last iterate); ``diverged_at`` as in :class:`Run` (a non-finite gradient
+    counts too; the records end before it and ``x_out`` is the iterate at which it was detected).
     """
 
     x: np.ndarray
@@ -391,6 +412,11 @@ class PGDRun(NamedTuple):
     returned: int
     x_out: np.ndarray
     diverged_at: int
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the run diverged (``diverged_at >= 0``)."""
+        return self.diverged_at >= 0
 
 
 def perturbed_gd(f, grad, x0, params: PGDParameters, steps: int, seed) -> PGDRun:
@@ -412,25 +438,25 @@ def perturbed_gd(f, grad, x0, params: PGDParameters, steps: int, seed) -> PGDRun
     G = np.empty(steps + 1)
     P = np.zeros(steps + 1, dtype=bool)
     t_noise, x_tilde, f_tilde = -params.t_thres - 1, None, np.nan
+    limit = _start_value(f, x)[1]
     for t in range(steps + 1):
-        fx, g = float(f(x)), np.asarray(grad(x), dtype=float)
-        X[t], F[t], G[t] = x, fx, np.linalg.norm(g)
-        if _bad(x, fx) or not np.all(np.isfinite(g)):
-            return PGDRun(X[: t + 1], F[: t + 1], G[: t + 1], P[: t + 1], -1, x, t)
+        fx, g = _value_grad(f, grad, x)
+        if diverges(fx, limit) or not np.all(np.isfinite(g)):
+            return PGDRun(X[:t], F[:t], G[:t], P[:t], NOT_DIVERGED, x, t)
+        with np.errstate(over="ignore"):  # a finite gradient can still have an overflowing norm
+            X[t], F[t], G[t] = x, fx, np.linalg.norm(g)
         if G[t] <= params.g_thres and t - t_noise > params.t_thres:
             x_tilde, f_tilde, t_noise = x, fx, t
             x = x_tilde + uniform_ball(1, p, params.r, rng)[0]
             P[t] = True
-            fx, g = float(f(x)), np.asarray(grad(x), dtype=float)
+            fx, g = _value_grad(f, grad, x)
         if params.f_thres is not None and t - t_noise == params.t_thres and fx - f_tilde > -params.f_thres:
-            return PGDRun(X[: t + 1], F[: t + 1], G[: t + 1], P[: t + 1], t, x_tilde.copy(), -1)
+            return PGDRun(X[: t + 1], F[: t + 1], G[: t + 1], P[: t + 1], t, x_tilde.copy(), NOT_DIVERGED)
         if t == steps:
             break
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):
             x = x - eta * g
-        if not (np.all(np.isfinite(x)) and np.max(np.abs(x)) < BLOW_UP):
-            return PGDRun(X[: t + 1], F[: t + 1], G[: t + 1], P[: t + 1], -1, x, t + 1)
-    return PGDRun(X, F, G, P, -1, x.copy(), -1)
+    return PGDRun(X, F, G, P, NOT_DIVERGED, x.copy(), NOT_DIVERGED)
 
 
 # --- SGD on a finite sum -----------------------------------------------------------------------------------
@@ -596,7 +622,7 @@ def annealed_sgld(grad, x0, A: float, B: float, steps: int, seed, k0: int = 16, 
     ks = np.arange(k0, k0 + steps)
     a, b = gelfand_mitter_schedule(ks, A, B)
     rng = as_rng(seed)
-    keep = set(np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int)).tolist())
+    keep = set(record_steps(steps, records).tolist())
     rec_k, rec_X = [], []
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(steps + 1):

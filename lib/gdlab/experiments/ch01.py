@@ -68,6 +68,11 @@ class Run(NamedTuple):
     local_limit: float
 
     @property
+    def diverged_at(self) -> int:
+        """The step at which the run diverged, -1 if it did not (:mod:`gdlab.runs`)."""
+        return int(self.paths.diverged_at[0])
+
+    @property
     def global_limit(self) -> float:
         """``2 / L_box``: below it every step from anywhere in the square decreases the loss."""
         return 2 / self.L_box

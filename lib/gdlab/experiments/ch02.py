@@ -123,6 +123,11 @@ class Run(NamedTuple):
     flow_loss: np.ndarray
     flow_dist: np.ndarray
 
+    @property
+    def diverged_at(self) -> int:
+        """The step at which gradient descent diverged, -1 if it did not (:mod:`gdlab.runs`)."""
+        return self.gd.diverged_at
+
 
 def run(**settings) -> Run:
     """Gradient descent with ``eta = step / L`` for ``steps`` steps on ``problem``, and the flow over the same time

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import bounds
+from ..runs import diverged_text
 from ..spec import Control, Spec
 
 #: Losses are drawn down to this fraction of l(0) (round-off relative to l(0)).
@@ -34,7 +35,8 @@ SPEC = Spec((
 class Run(NamedTuple):
     """One draw of the chapter-3 explorer: GD and the flow on one data point, and the bounds (chapter 3).
 
-    ``gd_loss`` (steps+1,); ``flow_t``, ``flow_loss`` (T,); ``flow_dead``: every unit is dead at the flow's last
+    ``gd_loss`` (steps+1,) (NaN from ``diverged_at`` on, the step at which gradient descent diverged, -1 if it did
+    not; :mod:`gdlab.runs`); ``flow_t``, ``flow_loss`` (T,); ``flow_dead``: every unit is dead at the flow's last
     record, so the flow stalls there for good (``l(inf) = |q|^2 / 2``). ``envelope`` and ``gd_envelope``
     (:data:`ENVELOPE_POINTS`,) on ``linspace(0, steps eta, ENVELOPE_POINTS)``: the flow's envelope (Result 2.2 with the
     measured ``|b0|``) and the one of the relaxed-health theorem for gradient descent with the run's measured
@@ -43,7 +45,7 @@ class Run(NamedTuple):
 
     settings: dict
     gd_loss: np.ndarray
-    gd_diverged_at: int
+    diverged_at: int
     flow_t: np.ndarray
     flow_loss: np.ndarray
     flow_dead: bool
@@ -86,8 +88,8 @@ def notes(run: Run) -> list[str]:
             out.append(f"{name} bound is vacuous")
         elif run.flow_dead and run.flow_loss[-1] > bound:
             out.append(f"{name} bound VIOLATED: flow stalls\nat {run.flow_loss[-1]:.3g} > {bound:.3g} (units dead)")
-    if run.gd_diverged_at >= 0:
-        out.append(f"GD diverged at step {run.gd_diverged_at}")
+    if run.diverged_at >= 0:
+        out.append(f"GD {diverged_text(run.diverged_at)}")
     elif not np.isfinite(run.gd_envelope[-1]) and run.b0_sq > 0:
         out.append("a GD step raised the loss:\nno GD guarantee (rho <= 0)")
     return out

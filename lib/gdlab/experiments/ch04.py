@@ -58,6 +58,11 @@ class Run(NamedTuple):
     f_ker: np.ndarray
     lam0: float
 
+    @property
+    def diverged_at(self) -> int:
+        """The step at which gradient descent diverged, -1 if it did not (:mod:`gdlab.runs`)."""
+        return self.run.diverged_at
+
 
 def run(**settings) -> Run:
     """Train the Du et al. net of width ``m`` (initialisation ``draw``) for ``steps`` GD steps of size ``eta`` on the

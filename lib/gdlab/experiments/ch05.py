@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import params
+from ..runs import diverged_text
 from ..spec import Control, Spec
 
 #: Input dimension and number of outputs of the explorer's net.
@@ -39,6 +40,11 @@ class Run(NamedTuple):
     lam_min: float
     rank_bound: int
     lam_max: float
+
+    @property
+    def diverged_at(self) -> int:
+        """The step at which gradient descent diverged, -1 if it did not (:mod:`gdlab.runs`)."""
+        return self.fit.diverged_at
 
 
 def data(n_points: int, kind: str, draw: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +80,8 @@ def verdict(run: Run) -> tuple[str, str]:
     else:
         lam = "lambda_min(D D^T) < 1e-18 lambda_max (round-off)"
     status = f"K = {run.K} parameters, QN = {run.QN} outputs; rank D = {run.rank} (bound {run.rank_bound}); {lam}"
-    if run.fit.diverged_at >= 0:
-        return status, f"GD diverged at step {run.fit.diverged_at}"
+    if run.diverged_at >= 0:
+        return status, f"GD {diverged_text(run.diverged_at)}"
     if run.rank_bound < run.QN and run.settings["data"] == "generic":
         return status, "rank D <= bound < QN at every theta: zero cost is out of reach for generic targets"
     if run.rank_bound < run.QN:

@@ -41,13 +41,19 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 class Run(NamedTuple):
-    """One setting of the chapter-7 explorer: the gradient-descent run (:class:`gdlab.deeplinear.DLRun`, 41 records)
-    and the sharpness ``lambda_max`` at its start and end (NaN at the end of a diverged run)."""
+    """One setting of the chapter-7 explorer: the gradient-descent run (:class:`gdlab.deeplinear.DLRun`, 41 records;
+    every step up to the divergence if it diverged) and the sharpness ``lambda_max`` at its start and end (NaN at the
+    end of a diverged run)."""
 
     settings: dict
     run: deeplinear.DLRun
     sharp_start: float
     sharp_end: float
+
+    @property
+    def diverged_at(self) -> int:
+        """The step at which gradient descent diverged, -1 if it did not (:mod:`gdlab.runs`)."""
+        return self.run.diverged_at
 
 
 def run(**settings) -> Run:
@@ -59,5 +65,7 @@ def run(**settings) -> Run:
     Ws0 = init(dims, s["scale"], s["draw"])
     X, Y, _ = data()
     dl = deeplinear.gradient_descent(Ws0, X, Y, s["eta"], STEPS, records=41)
+    if dl.diverged_at > 0:  # again up to the divergence, every step recorded: the loss curve is drawn up to there
+        dl = deeplinear.gradient_descent(Ws0, X, Y, s["eta"], dl.diverged_at, records=dl.diverged_at + 1)
     end = deeplinear.sharpness(dl.Ws, X, Y) if dl.diverged_at < 0 else float("nan")
     return Run(s, dl, deeplinear.sharpness(Ws0, X, Y), end)

@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from .._checks import as_float, as_int
 from ..experiments import ch01
 from ..landscapes import Grid, Paths, Slices, get_landscape, landscape_grid, segment_loss, segment_loss_closed_form
-from .style import COLORS, ExplorerView, explorer_log_y, finite_part, fixed_figure, one_line
+from .style import COLORS, ExplorerView, diverged_label, explorer_log_y, finite_part, fixed_figure, one_line
 
 
 @lru_cache(maxsize=16)
@@ -205,7 +205,7 @@ class View(ExplorerView):
             self._ax_path.set(xlim=(bx0, bx1), ylim=(by0, by1))
             self._shown_landscape = landscape
         paths = run.paths
-        k_div = int(paths.diverged_at[0])
+        k_div = run.diverged_at
         w = paths.w[: (k_div if k_div >= 0 else n_steps) + 1, 0]
         self._path.set_data(w[:, 0], w[:, 1])
         self._start.set_data([w[0, 0]], [w[0, 1]])
@@ -217,11 +217,10 @@ class View(ExplorerView):
         limits = (f"global limit 2/L_box = {run.global_limit:.3g} (descent from anywhere in the square);  "
                   f"local limit at the star 2/lambda_max = {run.local_limit:.3g}")
         self._limits.set_text(limits)
+        msg = diverged_label(run)
         if k_div >= 0:
-            msg = f"diverged at step {k_div}"
             self._title.set(text=f"{head}: {msg}", color=COLORS["bound"])
         else:
-            msg = ""
             self._title.set(text=f"{head}: final loss {paths.loss[-1, 0]:.2g}", color="k")
         for text in self._div_text:
             text.set(text=msg, visible=k_div >= 0)

@@ -107,11 +107,11 @@ def quadratic_regimes_figure(quad: flow.QuadraticProblem, runs, max_steps: int =
     for traj, color in zip(runs, colors * 4, strict=False):
         eta = traj.t[1] - traj.t[0] if traj.t.size > 1 else np.nan
         label = f"η·L = {eta * quad.L:.2g}" + (f" ({diverged_label(traj)})" if traj.diverged else "")
-        k = traj.steps <= max_steps
-        ax_l.plot(*finite_part(traj.steps[k].astype(float), traj.loss[k]), color=color, marker="o", ms=2.5, lw=1,
+        k = traj.k <= max_steps
+        ax_l.plot(*finite_part(traj.k[k].astype(float), traj.loss[k]), color=color, marker="o", ms=2.5, lw=1,
                   label=label)
         c = quad.coordinates(traj.w[k])[:, -1]
-        ax_c.plot(traj.steps[k], c / c[0], color=color, marker="o", ms=2.5, lw=1, label=label)
+        ax_c.plot(traj.k[k], c / c[0], color=color, marker="o", ms=2.5, lw=1, label=label)
     plain_log(ax_l)
     ax_l.set(xlabel="step k", ylabel="loss", xlim=(0, max_steps))
     ax_l.legend(fontsize=8)
@@ -133,11 +133,11 @@ def step_scan_figure(ratios, runs, show=()):
     for i, color in zip(shown, colors * 4, strict=False):
         tr = runs[i]
         label = f"η = {ratios[i]:.3g} × 2/λmax" + (f" ({diverged_label(tr)})" if tr.diverged else "")
-        ax_l.plot(*finite_part(tr.steps.astype(float), tr.loss), color=color, lw=1.2, label=label)
+        ax_l.plot(*finite_part(tr.k.astype(float), tr.loss), color=color, lw=1.2, label=label)
     plain_log(ax_l)
     ax_l.set(xlabel="step k", ylabel="loss")
     ax_l.legend(fontsize=7)
-    final = np.array([tr.loss[-1] if not tr.diverged else np.nan for tr in runs])
+    final = np.array([tr.final_loss for tr in runs])  # NaN for a diverged run
     ok = ~np.isnan(final)
     ax_r.plot(ratios[ok], np.maximum(final[ok], 1e-300), "o", color=COLORS["run"], label="final loss")
     plain_log(ax_r)

@@ -10,7 +10,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator
 
 from ..experiments import ch04
-from .style import COLORS, ExplorerView, PixelCachedLegend, explorer_log_y, finite_part, new_figure, one_line, plain_log
+from .style import (
+    COLORS,
+    ExplorerView,
+    PixelCachedLegend,
+    diverged_label,
+    explorer_log_y,
+    finite_part,
+    new_figure,
+    one_line,
+    plain_log,
+)
 
 #: A kernel predictor beyond this size has diverged: it is not drawn to scale.
 _SHOWN = 1e3
@@ -210,7 +220,7 @@ class View(ExplorerView):
                                                                        (res.f_ker, ker_ok)) if ok]
         lo, hi = min(float(v.min()) for v in shown), max(float(v.max()) for v in shown)
         ax_f.set_ylim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
-        notes = [f"GD diverged at step {run.diverged_at}"] if run.diverged_at >= 0 else []
+        notes = [f"GD {diverged_label(run)}"] if run.diverged else []
         if not ker_ok:
             notes.append("the kernel model diverges too\n(eta > 2 / lambda_max(H*))")
         self._note.set_text("\n".join(notes))
@@ -218,7 +228,7 @@ class View(ExplorerView):
         drift = (f"|H(t) - H(0)|_F / |H(0)|_F = {run.gram_change[-1] / np.linalg.norm(run.H0):.2g}, flipped "
                  f"{100 * run.flips[-1]:.2g}%")
         if run.diverged_at >= 0:  # no trained net to compare: say where it stopped, never "= nan"
-            status = f"GD diverged at step {run.diverged_at}; at t = {run.t[-1]:.3g} before that: {drift}"
+            status = f"GD {diverged_label(run)}; at t = {run.t[-1]:.3g} before that: {drift}"
         elif not ker_ok:
             status = f"t = {run.t[-1]:.3g}: {drift}; the kernel model diverged (no predictor to compare)"
         else:

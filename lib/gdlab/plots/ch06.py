@@ -17,7 +17,7 @@ from matplotlib.patches import Patch
 
 from .. import saddles
 from ..experiments import ch06
-from .style import COLORS, ExplorerView, explorer_log_y, finite_part, new_figure, plain_log
+from .style import COLORS, ExplorerView, diverged_label, explorer_log_y, finite_part, new_figure, plain_log
 
 #: Colours of the basin labels of :func:`gdlab.saddles.example_basins`: -1, 0, 1, 2 (not settled), 3 (diverged).
 BASIN_COLORS = ("#9ecae1", "#000000", "#fdae6b", "#bdbdbd", "#ffffff")
@@ -217,7 +217,7 @@ class View(ExplorerView):
         k, gap = finite_part(np.arange(res.f.size, dtype=float), res.f - saddles.EXAMPLE_MIN_VALUE)
         self._loss.set_data(k, np.maximum(gap, 1e-16))
         if res.diverged_at >= 0:
-            msg, color = f"{method} diverged at step {res.diverged_at}", COLORS["bound"]
+            msg, color = f"{method} {diverged_label(res)}", COLORS["bound"]
         elif res.escaped_at >= 0:
             msg, color = f"{method} left the saddle (|y| >= 0.5) at step {res.escaped_at}", COLORS["flow"]
         else:

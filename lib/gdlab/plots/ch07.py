@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..experiments import ch07
-from .style import COLORS, ExplorerView, explorer_log_y, finite_part, new_figure, one_line, plain_log
+from .style import COLORS, ExplorerView, diverged_label, explorer_log_y, finite_part, new_figure, one_line, plain_log
 
 
 def balance_drift_figure(etas, drift, slope: float):
@@ -107,7 +107,7 @@ class View(ExplorerView):
         self._ax_d.set_ylim(max(1e-17, 0.3 * float(delta.min())), 3.0 * float(delta.max()))
         head = f"N = {s['depth']}, eta = {s['eta']:.3g}; 2 / lambda_max at the start = {2 / res.sharp_start:.3g}"
         if run.diverged_at >= 0:
-            self._status.set(text=f"{head}; diverged at step {run.diverged_at}", color=COLORS["bound"])
+            self._status.set(text=f"{head}; {diverged_label(run)}", color=COLORS["bound"])
         else:
             self._status.set(text=f"{head}; at the end loss {run.loss[-1]:.2g}, eta lambda_max = "
                                   f"{s['eta'] * res.sharp_end:.3g}", color="k")

@@ -25,6 +25,7 @@ from matplotlib.legend import Legend
 from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocator, NullLocator
 
 from ..flow import Trajectory
+from ..runs import diverged_text
 
 #: Colours used consistently across the book: measured runs, bounds and the flow.
 COLORS = {"run": "#1f77b4", "flow": "#2ca02c", "bound": "#d62728", "bound2": "#9467bd", "gd": "#ff7f0e"}
@@ -98,13 +99,13 @@ def png_bytes(fig: Figure) -> bytes:
 # --- diverged runs -------------------------------------------------------------------------------------------------
 
 
-def diverged_label(traj: Trajectory) -> str:
-    """A short status for a run: ``"diverged at step k"``, ``"diverged at t = ..."``, or ``""``."""
-    if not traj.diverged:
-        return ""
-    if traj.diverged_at is not None:
-        return f"diverged at step {traj.diverged_at}"
-    return f"diverged at t = {traj.diverged_time:.3g}"
+def diverged_label(result) -> str:
+    """A short status for one run, any result with a ``diverged_at`` (:mod:`gdlab.runs`): ``"diverged at step k"``,
+    ``"diverged at t = ..."`` for a gradient flow (a :class:`gdlab.flow.Trajectory` with ``method="flow"``), or
+    ``""`` if it did not diverge."""
+    if isinstance(result, Trajectory) and result.method == "flow" and result.diverged:
+        return f"diverged at t = {result.diverged_time:.3g}"
+    return diverged_text(result.diverged_at)
 
 
 def finite_part(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
