@@ -4,13 +4,18 @@ The budgets (see README.md, "Budgets"):
 
 - clean build of the whole book, executing every notebook: under 90 s; no-change rebuild: under 10 s;
 - each chapter notebook, executed on a fresh kernel: under 20 s;
-- each explorer callback at its default settings (compute + redraw with the Agg backend): median under 50 ms,
-  95th percentile under 100 ms; and along a seeded random walk of single control moves over the controls' whole
-  ranges (what a reader does; no repeated settings, so no cache helps): 95th percentile under 100 ms;
-- library kernels with their own budget: the chapter-4 Gram matrix (n = 200, d = 10, m = 1e4) under 1 s.
+- each explorer callback at its default settings (``Explorer.frame``: compute, redraw and the PNG that the notebook
+  shows, with the Agg backend): median under 50 ms, 95th percentile under 100 ms; and along a seeded random walk of
+  single control moves over the controls' whole ranges (what a reader does; no repeated settings, so no cache
+  helps): 95th percentile under 100 ms;
+- library kernels with their own budget: the chapter-4 Gram matrix (n = 200, d = 10, m = 1e4) under 1 s;
+- what a reader waits for, in Chromium (only with ``--only lab`` / ``--only page``; each runs a script of this
+  folder): in Jupyter Lab, control change to new figure painted, median under 100 ms and p95 under 200 ms
+  (``lab_latency.py``); on the web page without a kernel, p95 under 50 ms for a prefetched state and 150 ms for
+  one loaded on demand, and at most 300 KB more on the page's first load (``page_latency.py``).
 
-Explorers are found through the convention of ``gdlab.widgets``: ``EXPLORERS`` maps a name to an object with an
-``update`` callable and a ``defaults`` dict, and ``update(**defaults)`` returns a matplotlib Figure.
+Explorers are found through the convention of ``gdlab.widgets``: ``EXPLORERS`` maps a name to an object with a
+``frame`` (or ``update``) callable and a ``defaults`` dict.
 
 Run it with the project's interpreter, from anywhere::
 
@@ -203,11 +208,12 @@ def time_callback(update: Callable[..., object], settings: list[dict]) -> np.nda
 
     def once(kwargs: dict) -> None:
         try:
-            fig = update(**kwargs)
+            result = update(**kwargs)
         except ValueError:
             return
-        fig.canvas.draw()
-        plt.close(fig)
+        if hasattr(result, "canvas"):  # a Figure: draw it (a Frame's PNG is drawn already)
+            result.canvas.draw()
+            plt.close(result)
 
     for _ in range(WARMUP_CALLS):
         once(settings[0])
@@ -247,12 +253,20 @@ def bench_explorers(calls: int) -> list[Row]:
         for how, settings in (("defaults", lambda e=explorer: [dict(e.defaults)] * calls),
                               ("random moves", lambda e=explorer: random_moves(e, calls))):
             try:
-                times_ms = time_callback(explorer.update, settings())
+                times_ms = time_callback(getattr(explorer, "frame", explorer.update), settings())
             except Exception as err:  # report a broken explorer and go on with the others
                 rows.append(Row(f"explorer {name}", "-", "", "failed", f"{how}: {type(err).__name__}: {err}"))
                 continue
             rows.append(explorer_row(name, times_ms, how))
     return rows
+
+
+def bench_browser(script: str, args: list[str]) -> list[Row]:
+    """Run a browser benchmark of this folder (``lab_latency.py``: Jupyter Lab, ``page_latency.py``: the web page,
+    no kernel), which prints its own tables; one row with its verdict."""
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name(script)), *args], text=True)
+    status = "ok" if proc.returncode == 0 else "OVER"
+    return [Row(script, "see its tables above", "its own (README, Budgets)", status, f"exit status {proc.returncode}")]
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -266,7 +280,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-build", action="store_true", help="skip the clean build and the rebuild")
-    parser.add_argument("--only", choices=["build", "notebooks", "explorers", "library"], help="run one group only")
+    parser.add_argument("--only", choices=["build", "notebooks", "explorers", "library", "lab", "page"],
+                        help="run one group only (lab, page: the browser benchmarks, only when asked for)")
     parser.add_argument("--calls", type=int, default=25, help="timed calls per explorer (at least 25)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON to PATH")
     args = parser.parse_args(argv)
@@ -283,8 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         "notebooks": bench_notebooks,
         "explorers": lambda: bench_explorers(args.calls),
         "library": bench_library,
+        "lab": lambda: bench_browser("lab_latency.py", ["--repeat", "3"]),
+        "page": lambda: bench_browser("page_latency.py", []),
     }
-    selected = [args.only] if args.only else [g for g in groups if not (g == "build" and args.skip_build)]
+    default = ("build", "notebooks", "explorers", "library")
+    selected = [args.only] if args.only else [g for g in default if not (g == "build" and args.skip_build)]
     rows = [row for group in selected for row in groups[group]()]
     print(markdown_table(rows))
     if args.json:

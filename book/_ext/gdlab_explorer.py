@@ -9,11 +9,13 @@ notebook export and the book all render it::
     :::
 
 The cell before the box, ``live(explorer)``, shows the controls in a running notebook; in the book build this
-extension sets ``GDLAB_STATIC_EXPLORERS=1`` for the executing kernels, and the cell shows the default figure.
-In the book the page has no Python behind it, so this extension (loaded from ``_config.yml``) puts a first
-paragraph into every admonition with the class ``gdlab-explorer-live``: the figure above is the default one, with a
-link that opens the chapter in the book's JupyterLite site and one that downloads the notebook. In other output
-formats (PDF) the links become plain text.
+extension sets ``GDLAB_STATIC_EXPLORERS=1`` for the executing kernels, and the cell shows the default figure, which
+book/_ext/gdlab_states.py turns into controls over a few precomputed values per control on the web page. The page
+runs no Python, so this extension (loaded from ``_config.yml``) puts a first paragraph into every admonition with the
+class ``gdlab-explorer-live``: the page's controls offer a few values drawn at build time (in the PDF, or without
+page controls: the figure is the default one); to move every control over its whole range, a link opens the chapter
+in the book's JupyterLite site and another downloads the notebook. In other output formats (PDF) the links become
+plain text.
 """
 
 from __future__ import annotations
@@ -60,27 +62,46 @@ def live_site(root: str) -> str:
             f"other server; the first start downloads about {size} MB once, which the browser then keeps")
 
 
-def book_paragraph(live: str) -> nodes.paragraph:
-    """What only a reader of the built page needs: the figure is static; where to move the controls."""
+def book_paragraph(live: str, controls: bool = True) -> nodes.paragraph:
+    """What only a reader of the built book needs: on a web page with controls (``controls``), that they offer a few
+    values drawn at build time; elsewhere (the PDF), that the figure is the default one. Then where to move every
+    control over its whole range."""
     para = nodes.paragraph()
-    para += nodes.Text("The figure above is computed for the default settings when the book is built; this page "
-                       "has no Python behind it, so it shows no controls. To move them, ")
+    if controls:
+        para += nodes.Text("On this page the controls offer a few values each, and the settings without a control "
+                           "stay at their defaults: every figure they show was drawn when the book was built, by the "
+                           "same code as in the notebook, and the page runs no Python. To move every control over its "
+                           "whole range, ")
+    else:
+        para += nodes.Text("The figure above is computed for the default settings when the book is built; the book "
+                           "has no Python behind it. To move the controls, ")
     para += live_link("", "", nodes.strong(text="open this chapter live in your browser"), target="lite")
     para += nodes.Text(f" ({live}), or ")
     para += live_link("", "", nodes.Text("download the notebook"), target="download")
     para += nodes.Text(" and open it in Jupyter Lab (see the README). In the notebook the explorer's cell shows the "
-                       "controls.")
+                       "full controls.")
     return para
+
+
+def has_page_controls(app: Sphinx, doctree: nodes.document) -> bool:
+    """Whether the page will show the explorer's controls: an HTML build with book/_ext/gdlab_states.py on, and the
+    explorer cell's output marked for it (``class="gdlab-page-explorer"``)."""
+    if app.builder.format != "html" or not getattr(app.config, "gdlab_states", False):
+        return False
+    return any('class="gdlab-page-explorer"' in node.astext() for node in doctree.findall(nodes.raw))
 
 
 def add_book_paragraph(app: Sphinx, doctree: nodes.document) -> None:
     """Insert :func:`book_paragraph` after the title of every ``gdlab-explorer-live`` admonition."""
+    controls = None
     for box in doctree.findall(nodes.admonition):
         if CLASS not in box["classes"]:
             continue
+        if controls is None:
+            controls = has_page_controls(app, doctree)
         live = live_site(app.srcdir) if app.config.gdlab_lite else "JupyterLite, when the book is built with it"
         titles = [i for i, child in enumerate(box.children) if isinstance(child, nodes.title)]
-        box.insert(titles[0] + 1 if titles else 0, book_paragraph(live))
+        box.insert(titles[0] + 1 if titles else 0, book_paragraph(live, controls))
 
 
 def setup(app: Sphinx) -> dict:
