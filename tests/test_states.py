@@ -67,9 +67,12 @@ class FakeExplorer:
     def frame(self, **settings):
         CALLS.append((self.name, tuple(sorted(settings.items()))))
         s = self.spec.bind(settings)
-        fig = self.update(**s)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", metadata={"Software": None})
+        # matplotlib's default style: the same in the workers and here, whatever this process imported before
+        # (importing gdlab.plots applies the book's style to rcParams)
+        with plt.style.context("default"):
+            fig = self.update(**s)
+            fig.savefig(buf, format="png", metadata={"Software": None})
         plt.close(fig)
         alt = f"A {s['curve']} curve of amplitude {s['a']:g} over {s['n']} points </script>"
         return Frame(buf.getvalue(), alt, f"amplitude {s['a']:g} & curve {s['curve']}: done")
