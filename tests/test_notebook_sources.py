@@ -216,3 +216,34 @@ def test_plain_keeps_code_untouched():
     _, book = _plain_book()
     md = "Use `{eq}` like this:\n\n```python\nx = r'\\norm{a}'\n```\n"
     assert gdlab_plain.markdown_to_plain(md, book, "03_x") == md.rstrip("\n")
+
+
+def display_math_openings_inside_paragraphs(markdown: str) -> list[str]:
+    """The ``$$`` lines that open a display equation right after a line of text. MyST (markdown-it's dollarmath)
+    starts display math only after a blank line (or a directive's option line): otherwise the ``$$`` stays in the
+    paragraph and the page shows the equation inline between literal ``$`` signs."""
+    found, inside, previous = [], False, ""
+    for line in markdown.split("\n"):
+        text = line.strip()
+        if text.startswith("$$"):
+            one_line = not inside and len(text) > 2 and text.rstrip().endswith("$$") and text != "$$"
+            if not inside and not one_line and previous.strip() and not previous.lstrip().startswith(":"):
+                found.append(previous.strip()[-60:])
+            if not one_line:
+                inside = not inside
+        previous = line
+    return found
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.stem)
+def test_display_math_starts_after_a_blank_line(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    bad = [(i, text) for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+           for text in display_math_openings_inside_paragraphs(c.source)]
+    assert not bad, f"{nb_path.name}: display math opened inside a paragraph (cell, text before it): {bad}"
+
+
+def test_power_display_math_inside_a_paragraph_is_found():
+    assert display_math_openings_inside_paragraphs("Hence\n$$\nx = 1\n$$\nso.") == ["Hence"]
+    assert display_math_openings_inside_paragraphs("Hence\n\n$$\nx = 1\n$$ (eq-x)\n\nso.") == []
+    assert display_math_openings_inside_paragraphs(":label: a\n$$\nx\n$$\nafter\n\n$$ y $$") == []
