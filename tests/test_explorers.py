@@ -144,6 +144,31 @@ def test_every_page_state_draws_without_warnings(name):
         assert frame.png.startswith(b"\x89PNG") and frame.status and frame.alt
 
 
+def distinct_figures(frames: dict) -> list[tuple]:
+    """The pairs of states (keys of ``frames``, state -> Frame) whose figures are the same PNG."""
+    seen, same = {}, []
+    for key, frame in frames.items():
+        if frame.png in seen:
+            same.append((seen[frame.png], key))
+        seen.setdefault(frame.png, key)
+    return same
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_page_state_draws_a_different_figure(name):
+    """On the web page every move of a control must change the figure, not only the status line (a start offset far
+    below chapter 6's noise changes nothing in the run: its figure prints the settings)."""
+    ex = EXPLORERS[name]
+    frames = {tuple(state.items()): ex.frame(**state) for state in ex.spec.page_states()}
+    assert not distinct_figures(frames), f"{name}: states with the same figure: {distinct_figures(frames)[:3]}"
+
+
+def test_power_same_figure_for_two_states_is_found():
+    a, b = widgets.Frame(b"png1", "a", "s1"), widgets.Frame(b"png2", "b", "s2")
+    assert distinct_figures({1: a, 2: b}) == []
+    assert distinct_figures({1: a, 2: b, 3: widgets.Frame(b"png1", "c", "s3")}) == [(1, 3)]
+
+
 @pytest.mark.parametrize(("name", "settings"), [(name, corner) for name in NAMES
                                                 for corner in corners(EXPLORERS[name].spec)],
                          ids=lambda v: v if isinstance(v, str) else "-".join(f"{x:g}" if isinstance(x, float) else

@@ -207,6 +207,8 @@ class View(ExplorerView):
         fig.text(0.61, 0.85, "f - min f", fontsize=9)
         fig.text(0.78, 0.02, "step", ha="center", fontsize=9)
         self._status = fig.text(0.5, 0.93, "", ha="center", fontsize=9.5)
+        # the settings, drawn: a start offset far below the noise changes nothing else in the figure
+        self._settings = fig.text(0.27, 0.86, "", ha="center", fontsize=8, color="0.25")
 
     def _draw(self, res: ch06.Run) -> str:
         method = res.settings["method"]
@@ -228,6 +230,8 @@ class View(ExplorerView):
                 msg += f", stopped at step {res.returned}"
         self._status.set(text=msg, color=color)
         s = res.settings
+        self._settings.set_text(f"start y0 = {s['offset']:.3g}, alpha = {s['alpha']:.3g}, noise {s['noise']:.3g}, "
+                                f"draw {s['draw']}")
         start = (f"start ({ch06.X0:g}, {s['offset']:.3g}), step alpha = {s['alpha']:.3g}, noise level "
                  f"{s['noise']:.3g}, draw {s['draw']}")
         if res.diverged_at >= 0:
