@@ -120,12 +120,3 @@ def test_page_states_are_the_product_of_the_page_values_in_order():
 def test_no_page_controls_is_one_state():
     spec = Spec((Control("n", "n", "int", 1, low=0, high=3),))
     assert list(spec.page_states()) == [{"n": 1}] and spec.n_page_states == 1
-
-
-def test_ladder_spans_the_range():
-    spec = _spec()
-    assert spec["kind"].ladder() == ("a", "b", "c")
-    n = spec["n"].ladder(5)
-    assert n[0] == 1 and n[-1] == 50 and list(n) == sorted(set(n))
-    eta = spec["eta"].ladder(4)
-    assert eta[0] == pytest.approx(1e-3) and eta[-1] == pytest.approx(1.0) and eta[1] == pytest.approx(1e-2)

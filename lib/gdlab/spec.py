@@ -7,8 +7,8 @@ reader can pick on the web page (``page``). Everything else is derived from it:
 * the defaults (:attr:`Spec.defaults`) and the argument checks of the experiment's run (:meth:`Spec.bind`, which
   raises ``ValueError`` naming the setting and its range);
 * the ipywidgets controls (:func:`gdlab.widgets.control_widget`);
-* the states drawn at build time for the web page (:meth:`Spec.page_states`: every combination of the page values)
-  and the benchmarks' random walks (:meth:`Control.ladder`).
+* the states drawn at build time for the web page (:meth:`Spec.page_states`: every combination of the page values),
+  and through the widgets the benchmarks' random walks over the whole ranges.
 
 Kinds of control: ``"int"`` (an integer slider, ``low..high`` by ``step``), ``"float"`` (a linear slider), ``"log"``
 (a base-10 logarithmic slider between ``low`` and ``high``; ``step`` is in decades), ``"choice"`` (a drop-down, or a
@@ -109,17 +109,6 @@ class Control:
             raise bad
         return value
 
-    def ladder(self, n: int = 9) -> tuple:
-        """``n`` values spread over the whole range (all options for a choice; log-spaced for a log control)."""
-        if self.kind == "choice":
-            return tuple(self.options)
-        if self.kind == "log":
-            lo, hi = math.log10(self.low), math.log10(self.high)
-            return tuple(10 ** (lo + (hi - lo) * i / (n - 1)) for i in range(n))
-        values = [self.low + (self.high - self.low) * i / (n - 1) for i in range(n)]
-        if self.kind == "int":
-            return tuple(sorted({int(round(v)) for v in values}))
-        return tuple(values)
 
 
 @dataclass(frozen=True)
