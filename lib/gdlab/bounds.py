@@ -367,12 +367,16 @@ class OnePointRuns:
     With one data point the flow never leaves ``M0 + span{u x^T}``: ``M' = -a^ x^T``, so ``M(t) = M0 + (a(t) - a0) x^T / m``
     with ``a = M x`` and ``m = |x|^2``. The state is therefore ``(a, N)``, with ``a' = -m a^``, ``N' = -y^ b^T``.
 
-    Attributes
-    ----------
-    m : ``|x|^2`` (the input dimension, for :func:`gdlab.nets.mlp_data`).
-    t : (T,) recorded times.  x : (B, m) inputs.  q : (B, n) targets.  M0 : (B, k, m) initial first layers.
-    a : (T, B, k) pre-activations.  N : (T, B, n, k) second layers.
-    loss, grad_sq, dist : (T, B) ``f``, ``|grad f|^2 = m |a^|^2 + |y^|^2 |b|^2`` and ``|w - w0|``.
+    :ivar m: ``|x|^2`` (the input dimension, for :func:`gdlab.nets.mlp_data`).
+    :ivar t: (T,) recorded times.
+    :ivar x: (B, m) inputs.
+    :ivar q: (B, n) targets.
+    :ivar M0: (B, k, m) initial first layers.
+    :ivar a: (T, B, k) pre-activations.
+    :ivar N: (T, B, n, k) second layers.
+    :ivar loss: (T, B) ``f``.
+    :ivar grad_sq: (T, B) ``|grad f|^2 = m |a^|^2 + |y^|^2 |b|^2``.
+    :ivar dist: (T, B) ``|w - w0|``.
     """
 
     m: int

@@ -39,22 +39,23 @@ _SOLVERS = {name: getattr(integrate, name) for name in ("RK23", "RK45", "DOP853"
 class Trajectory:
     """A recorded optimisation run with ``T`` recorded points on a ``p``-dimensional parameter space.
 
-    Attributes
-    ----------
-    t : (T,) times (flow) or cumulative step sizes ``t_k = sum_{i<k} eta_i`` (descent).
-    k : (T,) iteration index of each record (descent) or ``-1`` (flow).
-    w : (T, p) recorded parameters; ``w[0] = w0``.
-    loss, grad_norm, dist : (T,) ``f(w)``, ``|grad f(w)|`` and ``|w - w0|``.
-    length, energy : (T,) path length and energy from 0 up to each record.
-    diverged_at : where the run stopped because the loss became non-finite or exceeded ``max_loss``
+    :ivar t: (T,) times (flow) or cumulative step sizes ``t_k = sum_{i<k} eta_i`` (descent).
+    :ivar k: (T,) iteration index of each record (descent) or ``-1`` (flow).
+    :ivar w: (T, p) recorded parameters; ``w[0] = w0``.
+    :ivar loss: (T,) ``f(w)``.
+    :ivar grad_norm: (T,) ``|grad f(w)|``.
+    :ivar dist: (T,) ``|w - w0|``.
+    :ivar length: (T,) path length from 0 up to each record.
+    :ivar energy: (T,) energy from 0 up to each record.
+    :ivar diverged_at: where the run stopped because the loss became non-finite or exceeded ``max_loss``
         (:mod:`gdlab.runs`): the step (descent; the records end at the step before it) or the index of the record
         (flow: its last record, where the loss reached ``max_loss`` or the solver failed); -1 if it did not.
-    diverged_time : the time at which divergence was detected, else ``None``.
-    message : a one-line human-readable account of how the run ended.
-    method : ``"flow"`` or ``"descent"``.
-    status : ``"completed"``, ``"diverged"`` (exactly when ``diverged_at >= 0``), or why a flow stopped early:
+    :ivar diverged_time: the time at which divergence was detected, else ``None``.
+    :ivar message: a one-line human-readable account of how the run ended.
+    :ivar method: ``"flow"`` or ``"descent"``.
+    :ivar status: ``"completed"``, ``"diverged"`` (exactly when ``diverged_at >= 0``), or why a flow stopped early:
         ``"min_loss"``, ``"max_evals"``.
-    diverged : (property) ``diverged_at >= 0``.
+    :ivar diverged: (property) ``diverged_at >= 0``.
     """
 
     t: np.ndarray
@@ -132,26 +133,23 @@ def gradient_flow(
 ) -> Trajectory:
     """Solve the gradient flow ``gamma(0) = w0``, ``gamma'(t) = -grad f(gamma(t))`` on ``[0, t_max]`` (chapter 2, Def. 0.6).
 
-    Parameters
-    ----------
-    loss_grad : callable ``w (p,) -> (f(w), grad f(w) (p,))``.
-    w0 : (p,) initial point.
-    t_max : final time, > 0.
-    t_eval : increasing times in ``[0, t_max]`` to record, starting at 0 (default: ``n_eval`` equally spaced).
-    rtol, atol : tolerances of the adaptive solver; the energy identity holds to about ``rtol * l(0)``.
-    method : an explicit or implicit ``scipy.integrate`` solver class name (``"DOP853"``, ``"RK45"``, ``"LSODA"``, ...).
-    max_loss : stop and report divergence if the loss exceeds this (default
+    :param loss_grad: callable ``w (p,) -> (f(w), grad f(w) (p,))``.
+    :param w0: (p,) initial point.
+    :param t_max: final time, > 0.
+    :param t_eval: increasing times in ``[0, t_max]`` to record, starting at 0 (default: ``n_eval`` equally spaced).
+    :param rtol: relative tolerance of the adaptive solver; the energy identity holds to about ``rtol * l(0)``.
+    :param atol: absolute tolerance of the adaptive solver.
+    :param method: an explicit or implicit ``scipy.integrate`` solver class name (``"DOP853"``, ``"RK45"``,
+        ``"LSODA"``, ...).
+    :param max_loss: stop and report divergence if the loss exceeds this (default
         :func:`gdlab.runs.divergence_threshold` of ``f(w0)``); ``diverged_at`` is then the index of the last record,
         the point where the loss reached it, and ``diverged_time`` its time.
-    min_loss : optionally stop once the loss falls below this value (``status="min_loss"``, not diverged).
-    max_evals : stop (``status="max_evals"``, not diverged) after this many gradient evaluations. The ReLU loss
+    :param min_loss: optionally stop once the loss falls below this value (``status="min_loss"``, not diverged).
+    :param max_evals: stop (``status="max_evals"``, not diverged) after this many gradient evaluations. The ReLU loss
         has a discontinuous gradient: when a hidden unit sits on its kink for one data point and is pushed
         across it by another, the flow slides along the kink and an adaptive solver takes ever smaller steps.
-
-    Returns
-    -------
-    Trajectory with ``method="flow"``, recorded at the times of ``t_eval`` reached (dense output of each step),
-    plus the stopping point if the run ended early.
+    :returns: a :class:`Trajectory` with ``method="flow"``, recorded at the times of ``t_eval`` reached (dense output
+        of each step), plus the stopping point if the run ended early.
     """
     w0, f0, _, max_loss = _check_common(loss_grad, w0, max_loss)
     t_max = as_float("t_max", t_max)
@@ -282,20 +280,15 @@ def gradient_descent(
 ) -> Trajectory:
     """Run ``n_steps`` of gradient descent ``w_{k+1} = w_k - eta_k grad f(w_k)`` from ``w0`` (chapter 2).
 
-    Parameters
-    ----------
-    loss_grad : callable ``w (p,) -> (f(w), grad f(w) (p,))``.
-    w0 : (p,) initial point.
-    eta : step size > 0, or an array of ``n_steps`` step sizes (a schedule, e.g. ``a / (b + k)^gamma``).
-    n_steps : number of steps, >= 1.
-    record_every : record every this many steps (the first and the last point are always recorded).
-    max_loss : the run is declared diverged when the loss exceeds this (default
+    :param loss_grad: callable ``w (p,) -> (f(w), grad f(w) (p,))``.
+    :param w0: (p,) initial point.
+    :param eta: step size > 0, or an array of ``n_steps`` step sizes (a schedule, e.g. ``a / (b + k)^gamma``).
+    :param n_steps: number of steps, >= 1.
+    :param record_every: record every this many steps (the first and the last point are always recorded).
+    :param max_loss: the run is declared diverged when the loss exceeds this (default
         :func:`gdlab.runs.divergence_threshold` of ``f(w0)``) or becomes non-finite; it stops at once,
         ``diverged_at`` is the step where this was seen, and the records end at the step before it.
-
-    Returns
-    -------
-    Trajectory with ``method="descent"``; ``k`` holds the iteration index of each record.
+    :returns: a :class:`Trajectory` with ``method="descent"``; ``k`` holds the iteration index of each record.
     """
     w0, f0, g0, max_loss = _check_common(loss_grad, w0, max_loss)
     n_steps = as_int("n_steps", n_steps)
@@ -355,13 +348,11 @@ def gradient_descent(
 class FlowIdentities:
     """Residuals of Results 1.2-1.5 of :cite:`gelada2024` on a gradient-flow trajectory (chapter 2).
 
-    Attributes
-    ----------
-    rate_residual : (T,) ``l'(t) + |grad f|^2`` with ``l'`` from second-order finite differences of the recorded
+    :ivar rate_residual: (T,) ``l'(t) + |grad f|^2`` with ``l'`` from second-order finite differences of the recorded
         loss curve (Result 1.2; the error shrinks like the squared spacing of the records, except at ReLU kinks).
-    energy_residual : (T,) ``en(gamma|[0,t]) - (l(0) - l(t))`` (Result 1.3; zero up to the ODE tolerance).
-    length_gap : (T,) ``t en - len^2`` (Result 1.4 says >= 0).
-    distance_gap : (T,) ``sqrt(t l(0)) - |gamma(t) - w0|`` (Result 1.5 says >= 0).
+    :ivar energy_residual: (T,) ``en(gamma|[0,t]) - (l(0) - l(t))`` (Result 1.3; zero up to the ODE tolerance).
+    :ivar length_gap: (T,) ``t en - len^2`` (Result 1.4 says >= 0).
+    :ivar distance_gap: (T,) ``sqrt(t l(0)) - |gamma(t) - w0|`` (Result 1.5 says >= 0).
     """
 
     rate_residual: np.ndarray
@@ -434,12 +425,10 @@ def gd_flow_gap(loss_grad: LossGrad, w0, etas, t_max: float, *, rtol: float = 1e
 class QuadraticProblem:
     """``f(w) = (1/2) w^T H w`` with ``H = Q diag(eigenvalues) Q^T`` symmetric positive definite (chapter 2).
 
-    Attributes
-    ----------
-    eigenvalues : (d,) the eigenvalues of ``H``, increasing; ``L = eigenvalues[-1]`` is the smoothness constant
+    :ivar eigenvalues: (d,) the eigenvalues of ``H``, increasing; ``L = eigenvalues[-1]`` is the smoothness constant
         (the gradient ``H w`` is exactly L-Lipschitz) and ``mu = eigenvalues[0]`` the strong-convexity constant.
-    Q : (d, d) orthogonal matrix whose columns are the eigenvectors, in the order of ``eigenvalues``.
-    H : (d, d) the Hessian. The minimum is ``f* = 0`` at ``w = 0``.
+    :ivar Q: (d, d) orthogonal matrix whose columns are the eigenvectors, in the order of ``eigenvalues``.
+    :ivar H: (d, d) the Hessian. The minimum is ``f* = 0`` at ``w = 0``.
     """
 
     eigenvalues: np.ndarray

@@ -146,6 +146,7 @@ def _trap_grad(w):
     return np.stack([x * (x**2 - 1.0) + 0.2 * (x - 1.0), y], axis=-1)
 
 
+#: The three 2-D landscapes of chapter 1 by name: ``"convex"``, ``"bulge"`` and ``"trap"``.
 LANDSCAPES: dict[str, Landscape] = {
     "convex": Landscape("convex", _quadratic_f, _quadratic_grad, (-2.0, 2.0, -2.0, 2.0), np.zeros(2),
                         "convex quadratic (x^2 + 4 y^2) / 2"),
@@ -435,7 +436,7 @@ def check_local_stability(landscape: Landscape, stability: LocalStability, facto
     ``offset`` along (1, 1) / sqrt 2, and compare the measured contraction per step with the predicted one (chapter 1).
 
     The window keeps the distances where the linearisation holds (above it, cubic terms) and round-off does not
-    (below it: |w| ~ 1 carries an error of about 1e-16 per step). Converged means a final distance below ``tol``.
+    (below it: ``|w| ~ 1`` carries an error of about 1e-16 per step). Converged means a final distance below ``tol``.
     """
     if not isinstance(stability, LocalStability):
         raise ValueError(f"stability must be a LocalStability (see local_stability); got {type(stability).__name__}")

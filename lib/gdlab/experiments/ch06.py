@@ -16,11 +16,11 @@ METHODS = ("GD", "noisy GD", "PGD", "SGLD")
 #: Steps of every run and the start's x coordinate.
 STEPS = 300
 X0 = 1.5
-#: PGD: perturb when |grad f| <= g_thres, then wait t_thres = ceil(PGD_WAIT / alpha) steps (the theory's t_thres
+#: PGD: perturb when ``|grad f| <= g_thres``, then wait t_thres = ceil(PGD_WAIT / alpha) steps (the theory's t_thres
 #: scales like 1/eta) and stop if f fell by less than f_thres meanwhile.
 PGD = {"g_thres": 0.01, "f_thres": 1e-4}
 PGD_WAIT = 6.0
-#: A run "leaves the saddle" when |y| first reaches this.
+#: A run "leaves the saddle" when ``|y|`` first reaches this.
 ESCAPE_R = 0.5
 
 #: The explorer's settings. On the page: every method; a tiny, the default and a large noise level; the default step

@@ -1,8 +1,8 @@
 """Matplotlib figures drawn from the compute modules' results (plot layer; imports compute only), one module a chapter.
 
 * :mod:`gdlab.plots.style`: the book-wide figure style (applied on import: an opaque white background, black text,
-  moderate font sizes, the colours :data:`COLORS`), the shared helpers, and :func:`~gdlab.plots.style.png_bytes`,
-  the one way an explorer's figure becomes a PNG;
+  moderate font sizes, the colours :data:`~gdlab.plots.style.COLORS`), the shared helpers, and
+  :func:`~gdlab.plots.style.png_bytes`, the one way an explorer's figure becomes a PNG;
 * :mod:`gdlab.plots.ch01` .. :mod:`gdlab.plots.ch07`: each chapter's figures (functions that take result objects,
   or the arguments to compute them, and return a ``matplotlib.figure.Figure``) and its explorer's ``View``, the
   figure of ``gdlab.experiments.chNN.run`` updated in place.

@@ -208,13 +208,18 @@ class ExplorerView:
     artists) and ``_draw(run) -> status`` (new data for them, and the status line).
     """
 
-    run = None  # the chapter's ``experiments.chNN.run`` (a staticmethod in the subclass)
+    #: The chapter's ``experiments.chNN.run`` (a staticmethod in the subclass).
+    run = None
+    #: The figure's size in inches (width, height).
     SIZE: tuple[float, float] = (8.0, 3.5)
+    #: The fixed words of the alt text: the figure's panels and axes.
     DESCRIPTION = ""
 
     def __init__(self):
         self.fig: Figure | None = None
+        #: One line of words saying what the figure's title and notes say (after each update).
         self.status = ""
+        #: The figure's alt text: :attr:`DESCRIPTION` followed by :attr:`status`.
         self.alt = ""
 
     def update(self, **settings) -> Figure:
