@@ -55,7 +55,7 @@ def foreign_function(obj, package: str = PACKAGE) -> bool:
     """Whether ``obj`` is a function (or static/class method) that a class holds but did not define in its body:
     a module-level function stored as a class attribute (a view's ``run = staticmethod(experiments.chNN.run)``) or
     one made by another package (matplotlib gives every ``Artist`` subclass a ``set`` method)."""
-    func = getattr(obj, "__func__", obj)
+    func = inspect.unwrap(getattr(obj, "__func__", obj))
     if not inspect.isfunction(func):
         return False
     return "." not in func.__qualname__ or not func.__module__.startswith(package)
@@ -69,7 +69,7 @@ def _defined_members(cls: type) -> dict[str, str]:
             continue
         if isinstance(value, property):
             found[name] = "property"
-        elif inspect.isfunction(getattr(value, "__func__", value)) and not foreign_function(value):
+        elif inspect.isfunction(inspect.unwrap(getattr(value, "__func__", value))) and not foreign_function(value):
             found[name] = "method"
     return found
 
@@ -89,14 +89,16 @@ def public_objects(package: str = PACKAGE) -> tuple[dict[str, str], dict[str, st
             names = [n for n in vars(module) if not n.startswith("_")]
         for name in names:
             obj = getattr(module, name)
-            if not (inspect.isfunction(obj) or inspect.isclass(obj)) or not obj.__module__.startswith(package):
-                continue
+            if not (inspect.isfunction(inspect.unwrap(obj)) or inspect.isclass(obj)):
+                continue  # a module, a constant
+            if not obj.__module__.startswith(package):
+                continue  # imported from another package
             canonical = f"{obj.__module__}.{obj.__qualname__}"
             if obj.__module__ != modname:
                 if names is getattr(module, "__all__", None):
                     aliases[f"{modname}.{name}"] = canonical
                 continue
-            objects[canonical] = "class" if inspect.isclass(obj) else "function"
+            objects[canonical] = "class" if inspect.isclass(obj) else "function"  # a cached function too
             if inspect.isclass(obj):
                 objects.update({f"{canonical}.{m}": kind for m, kind in _defined_members(obj).items()})
     return objects, aliases

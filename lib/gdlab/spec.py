@@ -130,6 +130,7 @@ class Spec:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The controls' names, in order."""
         return tuple(c.name for c in self.controls)
 
     @property
@@ -161,4 +162,5 @@ class Spec:
 
     @property
     def n_page_states(self) -> int:
+        """How many states the web page offers (the number of :meth:`page_states`)."""
         return math.prod(len(c.page) for c in self.page_controls)

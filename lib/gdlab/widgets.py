@@ -131,6 +131,7 @@ class StaticExplorer:
         self.frame = explorer.frame(**explorer.defaults)
 
     def html(self) -> str:
+        """The default frame as marked-up HTML: the image with its alt text, and the status line under it."""
         name, alt, status = (html.escape(text, quote=True) for text in (self.explorer.name, self.frame.alt,
                                                                          self.frame.status))
         src = "data:image/png;base64," + base64.b64encode(self.frame.png).decode("ascii")
