@@ -9,17 +9,20 @@ problems it finds, and a power test shows it finding them in a deliberately wron
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from docutils import nodes
 from docutils.frontend import get_default_settings
 from docutils.parsers.rst import Parser
 from docutils.utils import new_document
 from sphinx import addnodes
+from sphinx.application import Sphinx
 from sphinx.util.inventory import InventoryFile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +92,30 @@ def dangling(links: list[tuple[str, str]], html_root: Path) -> list[str]:
         if not target.is_file() or (anchor and f'id="{anchor}"' not in target.read_text(encoding="utf-8")):
             bad.append(href)
     return bad
+
+
+def api_blocks(api_dir: Path) -> list[str]:
+    """The reST of every ``{eval-rst}`` block of the API pages (their ``automodule`` directives), page by page."""
+    return [block for page in sorted(api_dir.glob("*.md"))
+            for block in re.findall(r"```\{eval-rst\}\n(.*?)```", page.read_text(encoding="utf-8"), re.S)]
+
+
+def docstring_warnings(blocks: list[str], workdir: Path) -> list[str]:
+    """The warnings of a nitpicky Sphinx build of ``blocks`` alone, with the book's autodoc settings (``_config.yml``)
+    and its bibliography: the docstrings' reST errors and unresolved references, in seconds instead of a book
+    build."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["sphinx"]["config"]
+    src = workdir / "src"
+    src.mkdir()
+    (src / "index.rst").write_text("API\n===\n\n" + "\n".join(blocks) + "\n.. bibliography::\n", encoding="utf-8")
+    warnings = io.StringIO()
+    overrides = {"extensions": ["sphinx.ext.autodoc", "sphinxcontrib.bibtex", "gdlab_apilinks"], "nitpicky": True,
+                 "bibtex_bibfiles": [str(ROOT / "book" / "references.bib")],
+                 **{key: config[key] for key in ("autodoc_default_options", "nitpick_ignore_regex")}}
+    app = Sphinx(str(src), None, str(workdir / "out"), str(workdir / "doctrees"), "dummy", confoverrides=overrides,
+                 status=None, warning=warnings, freshenv=True)
+    app.build()
+    return [line for line in warnings.getvalue().splitlines() if "WARNING" in line or "ERROR" in line]
 
 
 # --- what is public -------------------------------------------------------------------------------------------
@@ -190,6 +217,32 @@ def test_no_links_inside_links_or_the_api_pages_own_entries():
     document += [desc, nodes.paragraph("", "", link), nodes.paragraph("", "", nodes.literal("", "nets.mlp_grad"))]
     assert gdlab_apilinks.link_first_mentions(document, INDEX) == ["gdlab.nets.mlp_grad"]
     assert not list(desc.findall(addnodes.pending_xref)) and not list(link.findall(addnodes.pending_xref))
+
+
+# --- the docstrings build with -W -n -----------------------------------------------------------------------------
+
+
+def test_api_pages_document_every_public_module():
+    documented = {m for block in api_blocks(ROOT / "book" / "api") for m in re.findall(r"automodule:: (\S+)", block)}
+    assert documented == set(gdlab_apilinks.public_modules())
+
+
+def test_docstrings_build_without_warnings(tmp_path):
+    assert docstring_warnings(api_blocks(ROOT / "book" / "api"), tmp_path) == []
+
+
+def test_docstring_check_has_power(tmp_path, monkeypatch):
+    (tmp_path / "fake_api.py").write_text('''"""A module."""
+
+
+def f(x):
+    """The norm |x| of :func:`no_such_function`."""
+''', encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "build").mkdir()
+    found = docstring_warnings([".. automodule:: fake_api\n"], tmp_path / "build")
+    assert any("Undefined substitution" in w for w in found), found
+    assert any("no_such_function" in w for w in found), found
 
 
 # --- the built book -------------------------------------------------------------------------------------------
