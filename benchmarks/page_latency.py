@@ -25,9 +25,7 @@ It prints a markdown table; the exit status is 1 if a measurement is over its bu
 from __future__ import annotations
 
 import argparse
-import functools
 import html
-import http.server
 import json
 import os
 import random
@@ -35,15 +33,13 @@ import re
 import shutil
 import statistics
 import sys
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HTML_DIR = Path(os.environ.get("GDLAB_HTML_DIR") or ROOT / "_build" / "html")
-CHROMIUM = os.environ.get("GDLAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+
+from gdlab_browser import CHROMIUM, CHROMIUM_ARGS, HTML_DIR, serve  # noqa: E402
 
 PREFETCHED_P95_BUDGET_MS = 50.0
 ON_DEMAND_P95_BUDGET_MS = 150.0
@@ -102,18 +98,6 @@ class PageResult:
     @property
     def weight_increase(self) -> int:
         return self.section_bytes + self.assets_bytes + self.image_bytes - self.static_bytes
-
-
-def serve(directory: Path):
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host, port = server.server_address[:2]
-    return server, f"http://{host}:{port}/"
 
 
 def explorer_pages(html_dir: Path) -> list[str]:
@@ -291,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     load_start = load_average()
-    server, base = serve(html_dir)
+    server, _, base = serve(html_dir)
     rng = random.Random(args.seed)
     results = []
     try:
@@ -359,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_average() -> str:
+    """The system's load averages over 1, 5 and 15 minutes, as text (``n/a`` where the system has none)."""
     try:
         return " / ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:

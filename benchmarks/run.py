@@ -12,7 +12,9 @@ The budgets (see README.md, "Budgets"):
 - what a reader waits for, in Chromium (only with ``--only lab`` / ``--only page``; each runs a script of this
   folder): in Jupyter Lab, control change to new figure painted, median under 100 ms and p95 under 200 ms
   (``lab_latency.py``); on the web page without a kernel, p95 under 50 ms for a prefetched state and 150 ms for
-  one loaded on demand, and at most 300 KB more on the page's first load (``page_latency.py``).
+  one loaded on demand, and at most 300 KB more on the page's first load (``page_latency.py``);
+- a chapter page's cold load in Chromium (only with ``--only load``): first paint under 0.5 s, math typeset and
+  network idle under 1.5 s, under 1.5 MB transferred, medians of 3 loads (``page_load.py``).
 
 Explorers are found through the convention of ``gdlab.widgets``: ``EXPLORERS`` maps a name to an object with a
 ``frame`` (or ``update``) callable and a ``defaults`` dict.
@@ -263,7 +265,8 @@ def bench_explorers(calls: int) -> list[Row]:
 
 def bench_browser(script: str, args: list[str]) -> list[Row]:
     """Run a browser benchmark of this folder (``lab_latency.py``: Jupyter Lab, ``page_latency.py``: the web page,
-    no kernel), which prints its own tables; one row with its verdict."""
+    no kernel, ``page_load.py``: the chapter pages' cold loads), which prints its own tables; one row with its
+    verdict."""
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name(script)), *args], text=True)
     status = "ok" if proc.returncode == 0 else "OVER"
     return [Row(script, "see its tables above", "its own (README, Budgets)", status, f"exit status {proc.returncode}")]
@@ -280,8 +283,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-build", action="store_true", help="skip the clean build and the rebuild")
-    parser.add_argument("--only", choices=["build", "notebooks", "explorers", "library", "lab", "page"],
-                        help="run one group only (lab, page: the browser benchmarks, only when asked for)")
+    parser.add_argument("--only", choices=["build", "notebooks", "explorers", "library", "lab", "page", "load"],
+                        help="run one group only (lab, page, load: the browser benchmarks, only when asked for)")
     parser.add_argument("--calls", type=int, default=25, help="timed calls per explorer (at least 25)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON to PATH")
     args = parser.parse_args(argv)
@@ -300,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "library": bench_library,
         "lab": lambda: bench_browser("lab_latency.py", ["--repeat", "3"]),
         "page": lambda: bench_browser("page_latency.py", []),
+        "load": lambda: bench_browser("page_load.py", ["--runs", "3"]),
     }
     default = ("build", "notebooks", "explorers", "library")
     selected = [args.only] if args.only else [g for g in default if not (g == "build" and args.skip_build)]

@@ -112,12 +112,13 @@ def test_no_widget_state_is_embedded(html):
 
 
 def test_math_uses_the_local_mathjax(html):
+    """The math is typeset at build time (book/_ext/gdlab_math.py): the page links the glyph stylesheet, whose
+    MathJax fonts are served by the book; no MathJax script is loaded (nor shipped, see test_site_weight.py)."""
     page = (html / "book" / f"{CHAPTERS[0].stem}.html").read_text(encoding="utf-8")
-    assert re.search(r'<script[^>]*src="\.\./_static/gdlab-assets/mathjax/tex-chtml\.js', page)
-    for asset in ("mathjax/tex-chtml.js", "mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff",
-                  "mathjax/input/tex/extensions/boldsymbol.js", "requirejs/require.js",
-                  "html-manager/embed-amd.js", "html-manager/libembed-amd.js", "html-manager/gdlab-shim.js"):
-        assert (ASSETS / asset).is_file(), asset
+    assert re.search(r'<link[^>]*href="\.\./_static/gdlab-math\.css', page)
+    assert "<mjx-container" in page and "tex-chtml.js" not in page
+    fonts = re.findall(r'url\("?([^")]+\.woff)', (html / "_static" / "gdlab-math.css").read_text(encoding="utf-8"))
+    assert fonts and all((html / "_static" / font).is_file() for font in fonts)
 
 
 # --- chapter pages: launch, download, explorer ---------------------------------------------------------------

@@ -40,6 +40,8 @@ NPM = {
         "1.0.15", "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA=="),
 }
 ASSETS = "gdlab-assets"       # folder name inside _static/
+#: MathJax's entry point for node (gdlab_math.py typesets the book's math with it), relative to ``ASSETS``.
+MATHJAX_NODE_MAIN = "mathjax/node-main.js"
 
 # Loaded between require.js and embed-amd.js (see nb_ipywidgets_js in _config.yml): embed-amd.js asks require.js for
 # "@jupyter-widgets/html-manager/dist/libembed-amd", and the manager takes its fonts from
@@ -76,7 +78,13 @@ def ensure_assets(root: Path) -> Path:
     """Fill ``root/.cache/gdlab-static/gdlab-assets`` (once per set of pins) and return ``root/.cache/gdlab-static``."""
     static = root / CACHE / "gdlab-static"
     stamp = static / "stamp.json"
-    key = json.dumps({"npm": NPM, "shim": hashlib.sha256(SHIM.encode()).hexdigest()}, sort_keys=True)
+    # MathJax: the tex-chtml component plus everything it may load lazily (TeX extensions, fonts, menu, a11y), and
+    # the entry point for node that gdlab_math.py uses.
+    mathjax = {"package/es5/tex-chtml.js": "mathjax/tex-chtml.js", "package/LICENSE": "mathjax/LICENSE",
+               "package/es5/node-main.js": MATHJAX_NODE_MAIN}
+    mathjax |= {f"package/es5/{sub}/": f"mathjax/{sub}/" for sub in ("input", "output", "ui", "a11y", "adaptors", "sre")}
+    key = json.dumps({"npm": NPM, "shim": hashlib.sha256(SHIM.encode()).hexdigest(), "mathjax": mathjax},
+                     sort_keys=True)
     if stamp.is_file() and stamp.read_text() == key:
         return static
     tarballs = {name: fetch_npm(name, version, integrity, root / CACHE / "npm")
@@ -84,9 +92,6 @@ def ensure_assets(root: Path) -> Path:
     if static.exists():
         shutil.rmtree(static)
     dest = static / ASSETS
-    # MathJax: the tex-chtml component plus everything it may load lazily (TeX extensions, fonts, menu, a11y).
-    mathjax = {"package/es5/tex-chtml.js": "mathjax/tex-chtml.js", "package/LICENSE": "mathjax/LICENSE"}
-    mathjax |= {f"package/es5/{sub}/": f"mathjax/{sub}/" for sub in ("input", "output", "ui", "a11y", "adaptors", "sre")}
     _extract(tarballs["mathjax"], mathjax, dest)
     _extract(tarballs["requirejs"], {"package/require.js": "requirejs/require.js"}, dest)
     manager = {"package/dist/": "html-manager/", "package/LICENSE": "html-manager/LICENSE"}

@@ -1,7 +1,8 @@
 """Every page of the built book, opened in headless Chromium from a local server (see conftest.py).
 
-Per page: no request leaves the local server; no console errors or uncaught exceptions; math typeset by MathJax (no raw
-TeX left, no MathJax errors); every image loads; embedded widget views render; every local link resolves. Per chapter
+Per page: no request leaves the local server; no console errors or uncaught exceptions; math typeset, at build time
+or by MathJax in the page (no raw TeX left, no MathJax errors); every image loads; embedded widget views render;
+every local link resolves. Per chapter
 page (built from a notebook): theorem/proof and exercise/solution blocks render; solutions are collapsed and open
 on a click; the run-live (JupyterLite) and download (.ipynb) links point at files the site serves.
 
@@ -159,11 +160,20 @@ MATH_STATE_JS = r"""
   for (const el of document.querySelectorAll('mjx-merror')) {
     if (!errors.length) errors.push((el.getAttribute('data-mjx-error') || 'error') + '  in  ' + el.textContent.slice(0, 80));
   }
+  // Math typeset at build time (book/_ext/gdlab_math.py) carries its MathML: an undefined macro is a red <mtext>.
+  for (const el of document.querySelectorAll('mjx-assistive-mml mtext[mathcolor="red"]')) {
+    errors.push('undefined ' + el.textContent + '  in  ' + el.closest('.math').textContent.slice(0, 80));
+  }
   return {
     raw, untypeset, errors,
     nMath: mathEls.length,
     nContainers: document.querySelectorAll('mjx-container').length,
     mathjax: !!(mj && mj.startup && mj.startup.promise),
+    prerendered: mathEls.length > 0 && mathEls.every(el => el.querySelector('mjx-container')) && !mj,
+    glyphsStyled: (() => {  // a typeset glyph has its CSS (the build's gdlab-math.css, or MathJax's own sheet)
+      const c = document.querySelector('mjx-c');
+      return !c || getComputedStyle(c, '::before').content !== 'none';
+    })(),
     innerTextRaw: [...needles].filter(n => document.body.innerText.includes(n)),
   };
 }
@@ -171,14 +181,20 @@ MATH_STATE_JS = r"""
 
 
 def test_math_typeset(visit):
-    """(c) MathJax ran: no raw TeX delimiters left in the text (hidden solutions included, code excluded), every
-    Sphinx math element holds an mjx-container, and MathJax reported no error (e.g. an undefined macro)."""
+    """(c) Math is typeset: no raw TeX delimiters left in the text (hidden solutions included, code excluded), every
+    Sphinx math element holds an mjx-container whose glyphs are styled, and no error (e.g. an undefined macro). The
+    math is typeset at build time (book/_ext/gdlab_math.py: no MathJax in the page), or else by MathJax in the
+    page, which must then have finished."""
     state = visit.page.evaluate(MATH_STATE_JS)
     problems = []
     if state["raw"]:
         problems.append(f"raw TeX left in the page text:{_fmt(state['raw'], 10)}")
     if state["nMath"]:
-        if not state["mathjax"]:
+        if not state["glyphsStyled"]:
+            problems.append("the math glyphs have no CSS (no ::before content): the math stylesheet is missing")
+        if state["prerendered"]:
+            pass
+        elif not state["mathjax"]:
             problems.append(f"the page has {state['nMath']} math elements but MathJax did not load")
         elif visit.mathjax != "ready":
             problems.append(f"MathJax did not finish typesetting: {visit.mathjax}")
