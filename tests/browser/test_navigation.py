@@ -13,6 +13,7 @@ Run after building the book:  python -m pytest tests/browser/test_navigation.py
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -220,3 +221,57 @@ def test_wide_screen_toggles_the_sidebar(page_at):
 def test_the_checks_have_power(page_at, width, check, breakage, expected):
     """The same checks on a page broken on purpose report the breakage."""
     assert expected in check(page_at(width, breakage))
+
+
+# --- search snippets -----------------------------------------------------------------------------------------------
+
+SEARCH_WORD = "gradient"  # in every chapter, often next to math
+RAW_TEX = ("\\(", "\\)", "\\[", "\\]", "$$", "\\begin{")
+# book/_ext/gdlab_theme.py's script, blocked in the power test
+SEARCH_FIX = re.compile(r"/_static/gdlab_search\.js(\?|$)")
+SEARCH_TIMEOUT_MS = 20_000
+
+
+def search_snippets(page, site, word: str, without_fix: bool = False) -> list[str]:
+    """Search the book for ``word`` on its search page: the snippet under each result (all of them fetched)."""
+    if without_fix:
+        page.route(SEARCH_FIX, lambda route: route.abort())
+    page.goto(site.url(f"search.html?q={word}"), wait_until="load")
+    page.wait_for_function(
+        """() => { const items = document.querySelectorAll('#search-results li');
+                   return document.querySelector('.search-summary') && items.length > 0
+                          && [...items].every(li => li.querySelector('p.context')); }""",
+        timeout=SEARCH_TIMEOUT_MS)
+    return page.eval_on_selector_all("#search-results li p.context", "els => els.map(p => p.textContent)")
+
+
+#: A page whose math MathJax rendered at build time, and one with TeX left outside a math element.
+RENDERED_MATH_PAGE = ('<div role="main">the loss <mjx-container class="MathJax"><mjx-math>L(w)</mjx-math>'
+                      '<mjx-assistive-mml><math><mi>L</mi></math></mjx-assistive-mml></mjx-container> falls'
+                      ' as \\(e^{-t}\\)</div>')
+
+
+def page_text(page, html: str) -> str:
+    """The text the search page's snippet would be cut from, for the page ``html``."""
+    return page.evaluate("(html) => Search.htmlToText(html)", html)
+
+
+def raw_tex_snippets(snippets: list[str]) -> list[str]:
+    """The snippets that show raw TeX."""
+    return [s for s in snippets if any(mark in s for mark in RAW_TEX)]
+
+
+def test_search_snippets_show_no_raw_math(page_at, site):
+    page = page_at(WIDE)
+    snippets = search_snippets(page, site, SEARCH_WORD)
+    assert len(snippets) >= len([p for p in toc_pages() if p.startswith("book/0")]), "a chapter is not found"
+    assert not raw_tex_snippets(snippets)
+    text = page_text(page, RENDERED_MATH_PAGE)
+    assert " ".join(text.split()) == "the loss \u2026 falls as \u2026", "math rendered at build time"
+
+
+def test_the_search_check_has_power(page_at, site):
+    """Without gdlab_search.js the same search shows raw TeX in its snippets, and MathJax's markup as text."""
+    page = page_at(WIDE)
+    assert raw_tex_snippets(search_snippets(page, site, SEARCH_WORD, without_fix=True))
+    assert "L(w)" in page_text(page, RENDERED_MATH_PAGE)
