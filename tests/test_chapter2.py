@@ -273,9 +273,9 @@ def test_descent_lemma_ratio_bad_input(quad):
 
 
 # --- power tests: every check of chapter 2 fails on a deliberately wrong variant -----------------------------------
-# Each test runs the verdict of a `# NBVAL_CHECK_OUTPUT` cell of book/02_gradient_flow.ipynb on the chapter's own
-# numbers (it passes) and on a wrong variant, a constant or exponent changed by a stated factor or a hypothesis
-# dropped (it fails). The chapter's text quotes the slack these tests pin down.
+# Each test runs the verdict of a checked cell (tagged `nbval-check-output`) of book/02_gradient_flow.ipynb on the
+# chapter's own numbers (it passes) and on a wrong variant, a constant or exponent changed by a stated factor or a
+# hypothesis dropped (it fails). The chapter's text quotes the slack these tests pin down.
 
 
 @pytest.fixture(scope="module")

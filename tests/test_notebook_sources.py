@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import nbformat
@@ -247,3 +249,101 @@ def test_power_display_math_inside_a_paragraph_is_found():
     assert display_math_openings_inside_paragraphs("Hence\n$$\nx = 1\n$$\nso.") == ["Hence"]
     assert display_math_openings_inside_paragraphs("Hence\n\n$$\nx = 1\n$$ (eq-x)\n\nso.") == []
     assert display_math_openings_inside_paragraphs(":label: a\n$$\nx\n$$\nafter\n\n$$ y $$") == []
+
+
+# --- code cells as readers see them (issue 19, item 4): no nbval comments, lines that fit the page -----------------
+sys.path.insert(0, str(ROOT / "scripts"))
+import store_outputs  # noqa: E402  (is_checked: the one test of "nbval compares this cell")
+from nbval.plugin import find_comment_markers  # noqa: E402
+
+#: the chapters' ruff configuration, whose line length is the width of the book's code cells
+NOTEBOOK_RUFF = ROOT / "book" / "ruff.toml"
+
+
+def nbval_comments(nb) -> list[tuple[int, str]]:
+    """(cell index, kind) for every nbval comment marker (``# NBVAL_CHECK_OUTPUT``, ``# NBVAL_SKIP``, ...) in a
+    code cell, found as nbval finds them. The book marks cells with nbval's tags instead: a comment shows on the page."""
+    return [(i, marker) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for marker, _ in find_comment_markers(c.source)]
+
+
+def check_tag_mismatches(nb) -> list[str]:
+    """The code cells whose stored output and ``nbval-check-output`` tag disagree: an output kept without the tag
+    is never compared, and a tagged cell without an output (or execution count) compares nothing."""
+    found = []
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code":
+            continue
+        stored = bool(c.outputs) or c.execution_count is not None
+        checked = store_outputs.is_checked(c)
+        if stored and not checked:
+            found.append(f"cell {i}: stored output, no {store_outputs.CHECK_TAG} tag")
+        elif checked and not (c.outputs and c.execution_count is not None):
+            found.append(f"cell {i}: tagged {store_outputs.CHECK_TAG}, no stored output")
+    return found
+
+
+def long_output_lines(nb, limit: int) -> list[tuple[int, int]]:
+    """(cell index, length) of every stored output line (stdout, text/plain) longer than ``limit`` characters."""
+    found = []
+    for i, c in enumerate(nb.cells):
+        for o in c.get("outputs", []) if c.cell_type == "code" else []:
+            text = o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+            found += [(i, len(line)) for line in text.splitlines() if len(line) > limit]
+    return found
+
+
+def ruff_line_errors(nb, path: Path) -> list[str]:
+    """ruff's E501 (line too long) findings for ``nb`` checked as if it were the file ``path`` (its configuration)."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "E501", "--output-format", "concise",
+                             "--stdin-filename", str(path), "-"], input=nbformat.writes(nb), capture_output=True,
+                            text=True, cwd=ROOT, check=False)
+    assert result.returncode in (0, 1), result.stderr
+    return [line for line in result.stdout.splitlines() if "E501" in line]
+
+
+LINE_LENGTH = tomllib.loads(NOTEBOOK_RUFF.read_text(encoding="utf-8"))["line-length"]
+
+
+def test_notebook_line_length_fits_the_code_cells():
+    """The page's code cells hold 88 characters at 1366 px (tests/browser/test_code_width.py measures it)."""
+    assert LINE_LENGTH <= 88
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.stem)
+def test_code_cells_use_tags_not_nbval_comments(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    assert not nbval_comments(nb), f"{nb_path.name}: nbval comments readers would see (use cell tags instead)"
+    assert not check_tag_mismatches(nb), f"{nb_path.name}: {check_tag_mismatches(nb)}"
+    assert sum(map(store_outputs.is_checked, nb.cells)) > 0, f"{nb_path.name} checks no output"
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.stem)
+def test_code_and_stored_outputs_fit_the_line_length(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    assert not ruff_line_errors(nb, nb_path), f"{nb_path.name}: code lines over {LINE_LENGTH} characters"
+    assert not long_output_lines(nb, LINE_LENGTH), f"{nb_path.name}: (cell, length) {long_output_lines(nb, LINE_LENGTH)}"
+
+
+def test_power_nbval_comments_and_tag_mismatches_are_found():
+    nb = nbformat.read(CHAPTERS[0], as_version=4)
+    checked = next(i for i, c in enumerate(nb.cells) if store_outputs.is_checked(c))
+    commented = nbformat.from_dict(nb)
+    commented.cells[checked].source = "# NBVAL_CHECK_OUTPUT\n" + commented.cells[checked].source + "\n  #  NBVAL_SKIP"
+    assert nbval_comments(commented) == [(checked, "check"), (checked, "skip")]
+    untagged = nbformat.from_dict(nb)
+    untagged.cells[checked].metadata["tags"].remove(store_outputs.CHECK_TAG)
+    assert check_tag_mismatches(untagged) == [f"cell {checked}: stored output, no nbval-check-output tag"]
+    emptied = nbformat.from_dict(nb)
+    emptied.cells[checked].outputs = []
+    assert check_tag_mismatches(emptied) == [f"cell {checked}: tagged nbval-check-output, no stored output"]
+
+
+def test_power_a_long_code_or_output_line_is_found():
+    fits, long = "x = 1  # " + "a" * (LINE_LENGTH - 9), "x = 1  # " + "a" * (LINE_LENGTH - 8)
+    for line, errors in ((fits, 0), (long, 1)):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(line)])
+        assert len(ruff_line_errors(nb, CHAPTERS[0])) == errors, line
+    cell = nbformat.v4.new_code_cell("print(s)", execution_count=1, outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="x" * LINE_LENGTH + "\n" + "y" * (LINE_LENGTH + 1))])
+    assert long_output_lines(nbformat.v4.new_notebook(cells=[cell]), LINE_LENGTH) == [(0, LINE_LENGTH + 1)]

@@ -1,6 +1,6 @@
 """One floating-point path for the notebooks' stored outputs, whatever x86-64 machine runs them.
 
-The cells marked ``# NBVAL_CHECK_OUTPUT`` are compared, character for character, with outputs stored in the
+The cells tagged ``nbval-check-output`` are compared, character for character, with outputs stored in the
 notebooks. Some of the numbers they print are round-off (a gradient error of ``4e-10``, a loss of ``2e-32``) or come
 out of iterations that amplify round-off (gradient descent on a ReLU loss). Those digits depend on the SIMD kernels
 that numpy and OpenBLAS pick at run time for the CPU: on an AVX-512 machine (OpenBLAS "SkylakeX", numpy's

@@ -27,6 +27,9 @@ from urllib.parse import urlsplit
 import pytest
 from gdlab_browser import CHROMIUM, HTML_DIR, REPO, TERMINAL_SUMMARY, skip_or_fail
 
+sys.path.insert(0, str(REPO / "scripts"))
+import store_outputs as STORE  # noqa: E402  (is_checked: which cells nbval compares)
+
 pytestmark = pytest.mark.browser
 
 HELPER = Path(__file__).with_name("lite_offline.py")
@@ -66,13 +69,12 @@ def spread(values: list[float]) -> str:
 
 
 def checked_outputs(nb_path: Path) -> dict[int, str]:
-    """Code-cell index -> stored text output (stdout, text/plain) of the cells nbval compares (``# NBVAL_CHECK_OUTPUT``)."""
+    """Code-cell index -> stored text output (stdout, text/plain) of the cells nbval compares (``is_checked``)."""
     nb = json.loads(nb_path.read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     checked = {}
     for i, cell in enumerate(code):
-        source = "".join(cell["source"])
-        if "# NBVAL_CHECK_OUTPUT" in source or "nbval-check-output" in cell.get("metadata", {}).get("tags", []):
+        if STORE.is_checked(cell):
             texts = ["".join(o["text"]) if o["output_type"] == "stream" and o["name"] == "stdout"
                      else "".join(o.get("data", {}).get("text/plain", "")) for o in cell["outputs"]]
             if any(texts):
@@ -114,7 +116,7 @@ def summary_lines(report: dict) -> list[str]:
     math = [f"{c['chapter']}: {e}" for c in report["chapters"] for e in c.get("math_errors") or []]
     lines.append(f"math that did not render in the markdown cells: {len(math)}" + "".join(f"\n  {m}" for m in math))
     same, other = compare_outputs(report)
-    lines.append(f"checked outputs (# NBVAL_CHECK_OUTPUT) printed as in the book: {same} of {same + len(other)}"
+    lines.append(f"checked outputs (tagged nbval-check-output) printed as in the book: {same} of {same + len(other)}"
                  + ("; elsewhere (older numpy/scipy in the browser):" if other else ""))
     return lines + [f"  {line}" for line in other]
 
