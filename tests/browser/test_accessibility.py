@@ -169,9 +169,9 @@ def run_axe(page, axe: Path) -> list[dict]:
     return page.evaluate(RUN_AXE_JS)
 
 
-def check_page(page, axe: Path, label: str, modes=MODES) -> list[str]:
-    """Run axe in each colour mode; record the non-blocking violations for the summary and return a failure
-    message per mode with blocking ones."""
+def check_page(page, axe: Path, label: str, summary: dict, modes=MODES) -> list[str]:
+    """Run axe in each colour mode; record the non-blocking violations in ``summary`` ((rule, impact) -> pages)
+    and return a failure message per mode with blocking ones."""
     failures = []
     page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
     for mode in modes:
@@ -179,7 +179,7 @@ def check_page(page, axe: Path, label: str, modes=MODES) -> list[str]:
         violations = run_axe(page, axe)
         for v in violations:
             if v["impact"] not in BLOCKING:
-                _SUMMARY.setdefault((v["id"], v["impact"] or "?"), set()).add(f"{label} ({mode})")
+                summary.setdefault((v["id"], v["impact"] or "?"), set()).add(f"{label} ({mode})")
         bad = blocking(violations)
         if bad:
             failures.append(f"{label}, {mode} mode, {WIDTH} px:\n{describe(bad)}")
@@ -224,7 +224,7 @@ def test_axe(page_path, site, browser, axe_path):
     visit = open_for_check(browser, site, page_path)
     try:
         _IMAGES[page_path] = visit.page.evaluate(IMAGES_JS)
-        failures = check_page(visit.page, axe_path, page_path)
+        failures = check_page(visit.page, axe_path, page_path, _SUMMARY)
     finally:
         visit.close()
     assert not failures, "axe-core violations of impact " + "/".join(BLOCKING) + ":\n" + "\n".join(failures)
@@ -283,11 +283,10 @@ def test_power_axe_finds_faults(chromium, bad_site, axe_path):
     visit = open_page(chromium, bad_site, "index.html")
     try:
         assert not visit.load_error, visit.load_error
-        failures = check_page(visit.page, axe_path, "power page", modes=("light",))
+        failures = check_page(visit.page, axe_path, "power page", {}, modes=("light",))
         found = {v["id"] for v in blocking(run_axe(visit.page, axe_path))}
     finally:
         visit.close()
-        _SUMMARY.clear()
     assert {"image-alt", "color-contrast"} <= found, f"axe missed a fault of the power page; found {sorted(found)}"
     assert failures, "check_page passed a page with serious violations"
 
