@@ -203,3 +203,25 @@ def test_the_favicon_check_has_power(tmp_path):
     (tmp_path / "b" / "c.html").write_text('<head><link rel="icon" href="../_static/other.svg"/></head>')
     (tmp_path / "d.html").write_text("<head></head>")
     assert pages_without_icon(tmp_path, icon) == ["b/c.html", "d.html"]
+
+
+def placeholder_mentions(files: dict[str, str]) -> list[str]:
+    """The files (name -> text) that mention the placeholder repository."""
+    return sorted(name for name, text in files.items() if PLACEHOLDER in text)
+
+
+def test_no_source_names_the_placeholder_repository():
+    """No tracked file (notebooks, pages, README, code; this test aside) names the placeholder repository: the
+    notebooks' Colab branch used to install gdlab from it."""
+    import subprocess
+
+    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    files = {n: (ROOT / n).read_text(encoding="utf-8", errors="replace") for n in names
+             if n != "tests/test_site_links.py" and (ROOT / n).is_file()}
+    assert len(files) > 50
+    assert not placeholder_mentions(files)
+
+
+def test_power_placeholder_mentions_are_found():
+    assert placeholder_mentions({"a.ipynb": f'%pip install "gdlab @ git+https://{PLACEHOLDER}"', "b.md": "x"}) == [
+        "a.ipynb"]
