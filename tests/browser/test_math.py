@@ -211,6 +211,22 @@ def scrolls_in_its_box(state: dict) -> bool:
     )
 
 
+# Typesets ``tex`` and ``(u)`` in a paragraph of the article: the heights of the first delimiter of each.
+DELIMITERS_JS = """async (tex) => {
+  const p = document.createElement('p');
+  p.textContent = '\\\\(' + tex + '\\\\) and \\\\((u)\\\\)';
+  (document.querySelector('article') || document.body).append(p);
+  await MathJax.typesetPromise([p]);
+  const height = (c) => c.querySelector('mjx-mo').getBoundingClientRect().height;
+  const [math, paren] = p.querySelectorAll('mjx-container');
+  const out = {delimiter: height(math), paren: height(paren)};
+  p.remove();
+  return out;
+}"""
+#: A norm's bars must be at least this fraction of the height of a parenthesis around the same argument.
+NORM_BAR_MIN = 0.9
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # The book's pages
 
@@ -321,3 +337,18 @@ def test_wide_equation_scrolls_in_its_box(probe):
     assert disabled == 1, f"{PROBE_PAGE} loads gdlab_math.css {disabled} times (expected once)"
     measure_display_math(probe, 390)
     assert not scrolls_in_its_box(probe.evaluate(WIDE_STATE_JS, "equation-probe-scroll"))
+
+
+def norm_bar_ratio(page, tex: str) -> float:
+    """Height of the first delimiter of ``tex`` (say ``\\norm{u}``) over that of the parenthesis in ``(u)``."""
+    heights = page.evaluate(DELIMITERS_JS, tex)
+    return heights["delimiter"] / heights["paren"]
+
+
+def test_norm_bars_are_full_size(probe):
+    """The book's \\norm draws bars as tall as parentheses around a short argument (``\\left..\\right`` drew tiny
+    ones in MathJax); power: the ``\\left\\lVert ... \\right\\rVert`` form is caught."""
+    for tex in (r"\norm{u}", r"\norm{x}", r"\norm{\nabla f(w)}^2"):
+        ratio = norm_bar_ratio(probe, tex)
+        assert ratio >= NORM_BAR_MIN, f"{tex}: bars {ratio:.2f} of a parenthesis"
+    assert norm_bar_ratio(probe, r"\left\lVert u \right\rVert") < NORM_BAR_MIN
