@@ -9,7 +9,7 @@ hidden cells) are opened, and once the math is typeset it is measured at a phone
 - the equation number (``span.eqno``) does not cover any visible part of its equation.
 
 An equation that cannot fit should get the whole width, its number below it, and scroll in its own box
-(``book/_ext/gdlab_math.css``): checked on an equation injected into a page, as are the measuring functions
+(``book/_ext/gdlab_equations.css``): checked on an equation injected into a page, as are the measuring functions
 themselves (power tests: a too-wide equation, a number drawn over its equation, a ``$`` in a paragraph must each be
 reported).
 
@@ -322,7 +322,7 @@ def test_power_literal_dollar_is_reported(probe):
 
 def test_wide_equation_scrolls_in_its_box(probe):
     """An equation that cannot fit gets the whole width, its number below it, and scrolls inside its own box
-    (gdlab_math.css); without the style sheet its number takes width beside it (the check's power).
+    (gdlab_equations.css); without the style sheet its number takes width beside it (the check's power).
 
     (Whether the scrollbar shows cannot be checked here: Playwright's headless Chromium hides scrollbars.)"""
     inject_equation(probe, WIDE_TEX, "equation-probe-scroll")
@@ -331,10 +331,10 @@ def test_wide_equation_scrolls_in_its_box(probe):
     assert scrolls_in_its_box(state), state
     assert not _named(report["overlap"], "(9.9)"), report["overlap"]
     disabled = probe.evaluate(
-        """() => { const links = [...document.querySelectorAll('link[rel=stylesheet][href*="gdlab_math"]')];
+        """() => { const links = [...document.querySelectorAll('link[rel=stylesheet][href*="gdlab_equations"]')];
                    links.forEach(l => { l.disabled = true; }); return links.length; }"""
     )
-    assert disabled == 1, f"{PROBE_PAGE} loads gdlab_math.css {disabled} times (expected once)"
+    assert disabled == 1, f"{PROBE_PAGE} loads gdlab_equations.css {disabled} times (expected once)"
     measure_display_math(probe, 390)
     assert not scrolls_in_its_box(probe.evaluate(WIDE_STATE_JS, "equation-probe-scroll"))
 

@@ -1,4 +1,4 @@
-"""Displayed equations that fit narrow screens: loads ``gdlab_math.css`` (next to this file) on every HTML page.
+"""Displayed equations that fit narrow screens: loads ``gdlab_equations.css`` (next to this file) on every HTML page.
 
 The style sheet lets an equation's number go below the equation when the two do not fit side by side, and makes an
 equation wider than the page scroll inside its own box instead of being cut off (see its comment). The equations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-CSS = Path(__file__).with_name("gdlab_math.css")
+CSS = Path(__file__).with_name("gdlab_equations.css")
 
 
 def copy_css(app, exception) -> None:
