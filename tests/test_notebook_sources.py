@@ -104,26 +104,26 @@ def test_every_citation_has_its_entry_in_works_cited(nb_path):
 
 
 def test_expand_substitutes_arguments_and_nests():
-    assert gdlab_macros.expand(r"\norm{u(t)-y}^2", MACROS) == r"\left\lVert u(t)-y \right\rVert^2"
+    assert gdlab_macros.expand(r"\norm{u(t)-y}^2", MACROS) == r"\lVert u(t)-y \rVert^2"
     assert gdlab_macros.expand(r"\inner{a}{\norm{b}}", MACROS) == \
-        r"\left\langle a, \left\lVert b \right\rVert \right\rangle"
+        r"\left\langle a, \lVert b \rVert \right\rangle"
     assert gdlab_macros.expand(r"\norm x + \R^n \Rightarrow \relu", MACROS) == \
-        r"\left\lVert x \right\rVert + \mathbb{R}^n \Rightarrow \operatorname{relu}"
-    assert gdlab_macros.expand(r"\norm{\{a\}}", MACROS) == r"\left\lVert \{a\} \right\rVert"
+        r"\lVert x \rVert + \mathbb{R}^n \Rightarrow \operatorname{relu}"
+    assert gdlab_macros.expand(r"\norm{\{a\}}", MACROS) == r"\lVert \{a\} \rVert"
     assert gdlab_macros.expand(r"\eps_k \lmin(H)", MACROS) == r"\varepsilon_k \lambda_{\min}(H)"
 
 
 def test_expand_power_braces_and_longer_names():
     """Power: a version that ignored braces would break \\norm{u(t)-y}; a prefix match would eat \\Rightarrow."""
     assert "Rightarrow" in gdlab_macros.expand(r"\Rightarrow", MACROS)
-    assert "}" not in gdlab_macros.expand(r"\norm{a}", MACROS).replace(r"\right\rVert", "")
+    assert "}" not in gdlab_macros.expand(r"\norm{a}", MACROS).replace(r"\rVert", "")
     with pytest.raises(ValueError, match="unbalanced"):
         gdlab_macros.expand(r"\norm{a", MACROS)
 
 
 def test_latex_definitions_cover_every_macro_with_its_arity():
     tex = gdlab_macros.latex_definitions(MACROS)
-    assert r"\renewcommand{\norm}[1]{\left\lVert #1 \right\rVert}" in tex
+    assert r"\renewcommand{\norm}[1]{\lVert #1 \rVert}" in tex
     assert r"\renewcommand{\inner}[2]{" in tex
     assert tex.count(r"\renewcommand") == len(MACROS)
 
@@ -199,7 +199,7 @@ def test_plain_numbers_links_and_blocks():
     assert "[Theorem 3.1](#thm-a) and [the first](#thm-a)" in text
     assert "[Exercise 3.1](#ex-a)" in text and "[First chapter](01_x.ipynb)" in text
     assert "<details>\n<summary><b>Solution to Exercise 3.1</b>" in text and "\\lambda_{\\min}" in text
-    assert "\\left\\lVert x \\right\\rVert^2" in text and "\\mathbb{R}" in text
+    assert "\\lVert x \\rVert^2" in text and "\\mathbb{R}" in text
     assert not any(s in text for s in (":::", "{eq}", "{prf:ref}", ":label:", "\\norm", "\\R "))
 
 
