@@ -34,6 +34,8 @@ PDF_DIR = "_build/pdf"
 SITE_DIR = "pdf"
 #: Gives the download menu's entries the ``download`` attribute (the theme's template has no place for it).
 SCRIPT = Path(__file__).with_name("gdlab_downloads.js")
+#: What a link to a PDF says when the build lacks it.
+MISSING = "not included in this build of the site"
 #: The role's name for the site's own edition.
 SITE_EDITION = "site"
 
@@ -85,12 +87,15 @@ def pdf_role(name, rawtext, text, lineno, inliner, options=None, content=None):
     return [pdf_link(rawtext, edition=edition)], []
 
 
-def link_text(edition: str, path: Path | None, in_site: bool) -> str:
-    """What the reader sees: the file and its size, or that this site does not include the PDF."""
+def link_text(edition: str, path: Path | None, offered: bool) -> str:
+    """What the reader sees: the file and its size; or that this edition of the site does not offer it (the student
+    site and the book with solutions); or that this build lacks it (built without ``scripts/build_pdfs.py``)."""
     file = EDITIONS[edition].file
-    if path is not None and in_site:
-        return f"{file} ({megabytes(path)})"
-    return f"{file} (not included in this build of the site)"
+    if not offered:
+        return f"{file} (not offered in this edition of the site)"
+    if path is None:
+        return f"{file} ({MISSING})"
+    return f"{file} ({megabytes(path)})"
 
 
 def resolve_links(app: Sphinx, doctree: nodes.document, docname: str) -> None:
@@ -104,7 +109,7 @@ def resolve_links(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         if not html:
             node.replace_self(nodes.emphasis("", EDITIONS[edition].file))
             continue
-        text = link_text(edition, found.get(edition), edition in found)
+        text = link_text(edition, found.get(edition), edition in app.config.gdlab_pdf_editions)
         if edition in found:
             node += nodes.Text(text)
         else:
