@@ -15,9 +15,11 @@ What it does:
    ``scripts/export_student_notebooks.py``;
 4. checks that no solution is left in the pages (no element of class ``solution``).
 
-With ``--pdf`` it then builds the student PDF as well, into ``_build/student-pdf/gdlab-book-student.pdf`` (this
-needs the TeX packages listed in README.md). Serve the HTML with ``.venv/bin/python -m http.server -d
-_build/student``. The exit status is that of the builds (1 if the final check fails).
+With ``--pdf`` it first builds the student PDF (``scripts/build_pdfs.py --edition student``, into
+``_build/pdf/gdlab-book-student.pdf``; this needs the TeX packages listed in README.md); the student site offers the
+student PDF whenever it is there (``book/_ext/gdlab_pdf.py``), and never the PDF with solutions. Serve the HTML
+with ``.venv/bin/python -m http.server -d _build/student``. The exit status is that of the builds (1 if the final
+check fails).
 """
 
 from __future__ import annotations
@@ -40,22 +42,30 @@ from export_student_notebooks import export_notebook  # noqa: E402
 
 WORK = ROOT / "_build" / ".student-work"
 DEFAULT_OUTPUT = ROOT / "_build" / "student"
-PDF_OUTPUT = ROOT / "_build" / "student-pdf" / "gdlab-book-student.pdf"
 # An HTML element whose class list contains "solution" (sphinx-exercise's solution boxes).
 SOLUTION_CLASS = re.compile(r"""class="(?:[^"]*\s)?solution(?:\s[^"]*)?\"""")
 
 
-def student_config(config: dict) -> dict:
-    """The book's configuration with solutions hidden, ready to be written outside the repository root."""
+def work_config(config: dict) -> dict:
+    """The book's configuration, ready to be written outside the repository root (``--config``): the local
+    extensions' folders made absolute, the notebooks' execution cache shared with the normal build."""
     config = copy.deepcopy(config)
     sphinx = config.setdefault("sphinx", {})
-    sphinx.setdefault("config", {})["hide_solutions"] = True
     # local_extensions paths are resolved against the folder of the configuration file: make them absolute.
-    local = {name: str((ROOT / path).resolve()) for name, path in (sphinx.get("local_extensions") or {}).items()}
-    local["student_solutions"] = str(SCRIPTS)
-    sphinx["local_extensions"] = local
-    execute = config.setdefault("execute", {})
-    execute.setdefault("cache", str(ROOT / "_build" / ".jupyter_cache"))
+    sphinx["local_extensions"] = {name: str((ROOT / path).resolve())
+                                  for name, path in (sphinx.get("local_extensions") or {}).items()}
+    config.setdefault("execute", {}).setdefault("cache", str(ROOT / "_build" / ".jupyter_cache"))
+    return config
+
+
+def student_config(config: dict) -> dict:
+    """The book's configuration with solutions hidden (and only the student PDF offered), ready to be written
+    outside the repository root."""
+    config = work_config(config)
+    sphinx = config["sphinx"]
+    sphinx.setdefault("config", {})["hide_solutions"] = True
+    sphinx["config"]["gdlab_pdf_editions"] = ["student"]
+    sphinx["local_extensions"]["student_solutions"] = str(SCRIPTS)
     return config
 
 
@@ -77,8 +87,15 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"HTML output folder (default: {DEFAULT_OUTPUT})")
     parser.add_argument("--no-strict", action="store_true", help="do not pass -W -n --keep-going")
     parser.add_argument("--pdf", action="store_true",
-                        help=f"also build the student PDF (needs a TeX installation, see README) into {PDF_OUTPUT}")
+                        help="first build the student PDF (scripts/build_pdfs.py --edition student; needs TeX, see "
+                             "README), which the site then offers")
     args = parser.parse_args(argv)
+    if args.pdf:  # first: the HTML build puts the PDF into the site
+        import build_pdfs
+
+        status = build_pdfs.build("student")
+        if status:
+            return status
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     WORK.mkdir(parents=True, exist_ok=True)
@@ -111,24 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"solutions left in: {', '.join(leftovers)}", file=sys.stderr)
         return 1
     print(f"student edition (no solutions): {output / 'index.html'}")
-    if args.pdf:
-        return build_pdf(config_path)
-    return 0
-
-
-def build_pdf(config_path: Path) -> int:
-    """The student PDF, built with the same configuration by Sphinx's LaTeX builder and xelatex."""
-    command = [jupyter_book(), "build", str(ROOT), "--config", str(config_path), "--path-output", str(WORK),
-               "--builder", "pdflatex"]
-    print("+", " ".join(command), flush=True)
-    status = subprocess.run(command, cwd=ROOT, check=False).returncode
-    pdfs = sorted((WORK / "_build" / "latex").glob("*.pdf"))
-    if status != 0 or not pdfs:
-        print(f"student PDF build failed (exit status {status})", file=sys.stderr)
-        return status or 1
-    PDF_OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(pdfs[0], PDF_OUTPUT)
-    print(f"student PDF (no solutions): {PDF_OUTPUT}")
     return 0
 
 

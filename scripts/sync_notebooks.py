@@ -4,12 +4,14 @@ Each chapter notebook ``book/NN_name.ipynb`` carries two cells that are generate
 
 - its first cell: MyST front matter with the book's LaTeX macros (``math:``), from the one list in ``_config.yml``
   (book/_ext/gdlab_macros.py), so that Jupyter with jupyterlab-myst typesets ``\\R``, ``\\norm{x}``, ...;
-- the number in each link to another chapter, ``[Theorem 2.1](02_gradient_flow.ipynb#thm-rate)``;
+- the number in each link to another chapter, ``[Theorem 2.1](02_gradient_flow.ipynb#thm-rate)``, and the text of
+  each citation link, ``[Du et al. (2019)](#cite-du2018gradient)``: its entry's label (book/_ext/gdlab_cite.py);
 - its last cell: "Works cited in this chapter", one labelled entry per work the notebook cites, formatted from
   ``book/references.bib`` (book/_ext/gdlab_cite.py); the citation links ``[Du et al. (2019)](#cite-du2018gradient)``
   jump there.
 
-Both are tagged ``remove-cell``: the book shows neither (it has its bibliography page and MathJax macros).
+Both are tagged ``remove-cell``: the book does not show the macros (MathJax has them) and shows its own version of
+"Works cited" as the chapter's last section (book/_ext/gdlab_cite.py).
 
 It also writes ``notebooks/NN_name.ipynb``, the plain version of each chapter (book/_ext/gdlab_plain.py: no MyST,
 macros expanded), which the Colab button of each page opens from the repository: Colab has no MyST renderer.
@@ -39,7 +41,7 @@ import gdlab_plain  # noqa: E402
 
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 PLAIN = ROOT / gdlab_plain.PLAIN_DIR
-MACROS_ID, CITED_ID = "book-macros", "works-cited"
+MACROS_ID, CITED_ID = "book-macros", gdlab_cite.WORKS_CITED_ID
 
 
 def _generated(cell_id: str, source: str, tag: str) -> nbformat.NotebookNode:
@@ -62,9 +64,10 @@ def synced(nb: nbformat.NotebookNode, macros, bibliography, book) -> nbformat.No
     other chapters show the numbers the book gives their targets."""
     nb = nbformat.from_dict(nb)
     body = [c for c in nb.cells if c.get("id") not in (MACROS_ID, CITED_ID)]
+    cite_labels = gdlab_cite.labels(bibliography, False), gdlab_cite.labels(bibliography, True)
     for cell in body:
         if cell.cell_type == "markdown":
-            cell.source = gdlab_plain.update_cross_links(cell.source, book)
+            cell.source = gdlab_cite.update_link_texts(gdlab_plain.update_cross_links(cell.source, book), *cite_labels)
     cells = [_generated(MACROS_ID, gdlab_macros.frontmatter(macros), gdlab_macros.FRONTMATTER_TAG), *body]
     keys = cited_keys(nb)
     if keys:
