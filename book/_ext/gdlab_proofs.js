@@ -1,5 +1,6 @@
-// Folded proofs (book/_ext/gdlab_proofs.py): when the address points inside a folded proof (a link to one of its
-// equations), open that proof so that the target shows, on load and on every change of the address's fragment.
+// Folded proofs (book/_ext/gdlab_proofs.py): when the address points at a folded proof or inside one (a link to
+// one of its equations), open that proof so that the target shows, on load and on every change of the address's
+// fragment. Printed from the browser, the page shows every proof (as sphinx-togglebutton does for the solutions).
 (() => {
   const openTarget = () => {
     const id = decodeURIComponent(window.location.hash.slice(1));
@@ -12,4 +13,13 @@
   };
   window.addEventListener("hashchange", openTarget);
   openTarget();
+  let closedForPrint = [];
+  window.addEventListener("beforeprint", () => {
+    closedForPrint = [...document.querySelectorAll("details.gdlab-proof:not([open])")];
+    closedForPrint.forEach((folded) => { folded.open = true; });
+  });
+  window.addEventListener("afterprint", () => {
+    closedForPrint.forEach((folded) => { folded.open = false; });
+    closedForPrint = [];
+  });
 })();
