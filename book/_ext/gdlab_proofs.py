@@ -19,8 +19,10 @@ post-transform turns each marked proof into a native ``<details>`` element (:cla
 * it loses the ``dropdown`` class, so sphinx-togglebutton leaves it alone; it folds without any script.
 
 ``gdlab_proofs.css`` draws the bar like the solutions' bars; ``gdlab_proofs.js`` opens a folded proof when the
-address points inside it (a link to an equation of the proof). Short proofs, and every proof in the PDF and in
-Jupyter, stay as they are: the LaTeX builder prints all proofs in full, with sphinx-proof's "Proof." once.
+address points at it or inside it (a link to the proof, or to an equation of it), and opens them all for printing.
+Short proofs stay as they are, and so does every proof in the PDF: the LaTeX builder prints all proofs in full, with
+sphinx-proof's "Proof." once. In Jupyter Lab, jupyterlab-myst (2.7) folds a ``{prf:proof}`` with the class
+``dropdown`` itself, under its "Proof" title; the plain notebooks (gdlab_plain) drop the option.
 ``tests/test_site_proofs.py`` checks the built pages (and which proofs are long enough to fold),
 ``tests/browser/test_proofs.py`` the folding in Chromium.
 """
