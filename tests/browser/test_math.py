@@ -21,8 +21,17 @@ Run after building the book:  python -m pytest tests/browser/test_math.py
 
 from __future__ import annotations
 
+import shutil
+import sys
+
 import pytest
-from gdlab_browser import MATHJAX_TIMEOUT_MS, discover_pages, open_page
+import yaml
+from gdlab_browser import MATHJAX_TIMEOUT_MS, REPO, discover_pages, open_page
+
+sys.path.insert(0, str(REPO / "book" / "_ext"))
+
+import gdlab_math  # noqa: E402
+import gdlab_offline  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -211,19 +220,25 @@ def scrolls_in_its_box(state: dict) -> bool:
     )
 
 
-# Typesets ``tex`` and ``(u)`` in a paragraph of the article: the heights of the first delimiter of each.
-DELIMITERS_JS = """async (tex) => {
+# Puts the CHTML of a formula and of ``(u)``, with their stylesheet, into a paragraph of the article: the heights of
+# the first delimiter of each.
+DELIMITERS_JS = """async ([math, paren, css]) => {
+  const style = document.createElement('style');
+  style.textContent = css;
   const p = document.createElement('p');
-  p.textContent = '\\\\(' + tex + '\\\\) and \\\\((u)\\\\)';
+  p.innerHTML = math + ' and ' + paren;
+  document.head.append(style);
   (document.querySelector('article') || document.body).append(p);
-  await MathJax.typesetPromise([p]);
+  await document.fonts.ready;
   const height = (c) => c.querySelector('mjx-mo').getBoundingClientRect().height;
-  const [math, paren] = p.querySelectorAll('mjx-container');
-  const out = {delimiter: height(math), paren: height(paren)};
+  const [m, q] = p.querySelectorAll('mjx-container');
+  const out = {delimiter: height(m), paren: height(q)};
   p.remove();
+  style.remove();
   return out;
 }"""
-#: A norm's bars must be at least this fraction of the height of a parenthesis around the same argument.
+#: A norm's bars (and an inner product's angle brackets) must be at least this fraction of the height of a
+#: parenthesis around the same argument.
 NORM_BAR_MIN = 0.9
 
 
@@ -339,9 +354,25 @@ def test_wide_equation_scrolls_in_its_box(probe):
     assert not scrolls_in_its_box(probe.evaluate(WIDE_STATE_JS, "equation-probe-scroll"))
 
 
+def typeset_inline(*tex: str) -> tuple[list[str], str]:
+    """CHTML of inline formulas and their stylesheet, typeset as the build typesets the book (gdlab_math: MathJax in
+    node, with the ``tex`` options of ``_config.yml``, the macros' one home). Skips without node."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node: the book's math is typeset with node (gdlab_math)")
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    tex_options = config["sphinx"]["config"]["mathjax3_config"]["tex"]
+    main = gdlab_offline.ensure_assets(REPO) / gdlab_offline.ASSETS / gdlab_offline.MATHJAX_NODE_MAIN
+    return gdlab_math.render([(t, False) for t in tex], tex_options, node, main)
+
+
 def norm_bar_ratio(page, tex: str) -> float:
     """Height of the first delimiter of ``tex`` (say ``\\norm{u}``) over that of the parenthesis in ``(u)``."""
-    heights = page.evaluate(DELIMITERS_JS, tex)
+    (math, paren), css = typeset_inline(tex, "(u)")
+    # the stylesheet names the fonts relative to _static/ (where the page's gdlab-math.css is): make that absolute
+    fonts = page.evaluate("([css, rel]) => new URL(rel, document.querySelector(`link[href*='${css}']`).href).href",
+                          [gdlab_math.CSS, gdlab_math.FONT_URL])
+    heights = page.evaluate(DELIMITERS_JS, [math, paren, css.replace(gdlab_math.FONT_URL, fonts)])
     return heights["delimiter"] / heights["paren"]
 
 
@@ -352,3 +383,14 @@ def test_norm_bars_are_full_size(probe):
         ratio = norm_bar_ratio(probe, tex)
         assert ratio >= NORM_BAR_MIN, f"{tex}: bars {ratio:.2f} of a parenthesis"
     assert norm_bar_ratio(probe, r"\left\lVert u \right\rVert") < NORM_BAR_MIN
+
+
+def test_inner_brackets_are_full_size(probe):
+    """The book's \\inner (``\\left\\langle #1, #2 \\right\\rangle``) draws angle brackets as tall as parentheses
+    around short arguments: unlike ``\\left\\lVert``, MathJax's ``\\left\\langle`` never goes below the normal size
+    (measured 1.00 of a parenthesis for every case here), so it keeps growing around tall arguments; power: small
+    brackets (``\\scriptstyle``, 0.70) are caught."""
+    for tex in (r"\inner{u}{v}", r"\inner{x}{y}", r"\inner{u}{w_0}", r"\inner{\nabla f(u)}{v - u}"):
+        ratio = norm_bar_ratio(probe, tex)
+        assert ratio >= NORM_BAR_MIN, f"{tex}: brackets {ratio:.2f} of a parenthesis"
+    assert norm_bar_ratio(probe, r"{\scriptstyle\langle} u, v {\scriptstyle\rangle}") < NORM_BAR_MIN
