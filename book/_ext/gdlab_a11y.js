@@ -29,7 +29,18 @@
     });
   }
 
+  /* The sidebar's expander of a section with sub-pages (the library reference) shows only a chevron: name it after
+     the section ("Library reference: its pages"), else screen readers announce an unnamed summary. */
+  function nameSidebarExpanders() {
+    document.querySelectorAll("li.has-children > details > summary:not([aria-label])").forEach(function (summary) {
+      var link = summary.parentElement.parentElement.querySelector(":scope > a");
+      var name = link ? link.textContent.trim() : "";
+      if (name && !summary.textContent.trim()) { summary.setAttribute("aria-label", name + ": its pages"); }
+    });
+  }
+
   function run() {
+    nameSidebarExpanders();
     nameSearchButtonsByText();
     hideThemeSwitchIcons();
   }

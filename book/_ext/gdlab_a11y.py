@@ -15,7 +15,7 @@ Loaded from ``_config.yml`` (``sphinx: local_extensions``); HTML builders only. 
   ("Search", "Ctrl+K") differed from their ``aria-label`` take their name from that text, and the colour-mode
   button's icons, whose titles ("Light", "Dark", which Font Awesome writes into each icon's ``<svg>``) were read
   as its text next to the label "Color mode", become plain decoration, hidden from assistive technology (the
-  label stays).
+  label stays); the sidebar's expander of a section with sub-pages (only a chevron) is named after the section.
 
 Both files sit next to this one and are copied to ``_static/`` at the end of an HTML build.
 """
