@@ -8,7 +8,7 @@ Loaded from ``_config.yml`` (``sphinx: local_extensions``); HTML builders only. 
   the entries' links as direct children of a ``role="list"`` element, a critical violation), and myst-nb's
   "Show code cell ..." toggles lose their ``aria-label="Toggle hidden content"``, which hid the visible text from
   screen readers (their name is now the text a sighted reader sees);
-* **colours** (``gdlab_a11y.css``): links inside exercise and solution boxes, whose tinted background took the
+* **colours** (``gdlab_a11y.css``): links inside exercise and solution boxes and table rows, whose tinted background took the
   theme's link blue below the contrast ratio 4.5:1 in light mode, and the dark-mode background of Sphinx's index
   tables (the proof index), which stayed light grey under light text;
 * **the theme's navbar** (``gdlab_a11y.js``, run once the page is parsed): the search buttons whose visible text
