@@ -131,10 +131,10 @@ def icon_fonts(root: Path) -> dict[Path, list[Path]]:
     return found
 
 
-def missing_icon_glyphs(root: Path, theme_css: Path = PYDATA_STATIC / "styles" / "pydata-sphinx-theme.css") -> list[str]:
-    """Icon characters that the site can show (``gdlab_weight.icon_codepoints`` over its pages and scripts, its
-    stylesheets and the theme's own, uncut stylesheet) and that the theme's full fonts have, but no shipped icon font
-    has."""
+def icon_glyphs(root: Path, theme_css: Path = PYDATA_STATIC / "styles" / "pydata-sphinx-theme.css"):
+    """(needed, shipped): the icon characters the site can show (``gdlab_weight.icon_codepoints`` over its pages
+    and scripts, its stylesheets and the theme's own, uncut stylesheet) that the theme's full fonts have, and those
+    the shipped icon fonts have."""
     static = root / "_static"
     classes = gdlab_weight.icon_classes(p.read_text(encoding="utf-8", errors="replace")
                                         for p in [*gdlab_weight.pages(root), *static.rglob("*.js")])
@@ -142,7 +142,19 @@ def missing_icon_glyphs(root: Path, theme_css: Path = PYDATA_STATIC / "styles" /
     needed = gdlab_weight.icon_codepoints((p.read_text(encoding="utf-8") for p in sheets), classes)
     full = set().union(*(font_codepoints(f) for f in (PYDATA_STATIC / "vendor" / "fontawesome").rglob("*.ttf")))
     shipped = set().union(*(font_codepoints(f) for fonts in icon_fonts(root).values() for f in fonts))
-    return sorted(f"U+{c:04X}" for c in needed & full - shipped)
+    return needed & full, shipped
+
+
+def missing_icon_glyphs(root: Path, theme_css: Path = PYDATA_STATIC / "styles" / "pydata-sphinx-theme.css") -> list[str]:
+    """Icon characters the site can show but no shipped icon font has (:func:`icon_glyphs`)."""
+    needed, shipped = icon_glyphs(root, theme_css)
+    return sorted(f"U+{c:04X}" for c in needed - shipped)
+
+
+def extra_icon_glyphs(root: Path, theme_css: Path = PYDATA_STATIC / "styles" / "pydata-sphinx-theme.css") -> int:
+    """How many characters the shipped icon fonts have that the site cannot show (:func:`icon_glyphs`)."""
+    needed, shipped = icon_glyphs(root, theme_css)
+    return len(shipped - needed)
 
 
 def full_icon_fonts(root: Path) -> list[str]:
@@ -188,6 +200,7 @@ def test_icon_fonts_are_cut_and_cover_every_icon(html):
     assert icon_fonts(html), "no stylesheet declares a Font Awesome font: did the theme change?"
     assert not full_icon_fonts(html), f"full Font Awesome fonts shipped: {full_icon_fonts(html)}"
     assert not missing_icon_glyphs(html), f"icons the site can show but its fonts lack: {missing_icon_glyphs(html)}"
+    assert not extra_icon_glyphs(html), f"{extra_icon_glyphs(html)} icons in the fonts that the site cannot show"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -250,7 +263,8 @@ def test_power_text_is_counted_compressed_and_fonts_are_counted(fake_site):
 
 @pytest.fixture
 def icon_site(tmp_path) -> Path:
-    """A site whose stylesheet declares the theme's full solid icon font and three icons; its page uses one."""
+    """A site whose stylesheet declares the theme's full solid icon font and three icons; its page uses one, and a
+    script that no page loads names the two others."""
     fonts = tmp_path / "_static" / "vendor" / "fontawesome" / "webfonts"
     fonts.mkdir(parents=True)
     (tmp_path / "_static" / "styles").mkdir()
@@ -264,6 +278,7 @@ def icon_site(tmp_path) -> Path:
         '.admonition-title:after{content:var(--pst-icon-info-circle);font:var(--fa-font-solid)}')
     (tmp_path / "index.html").write_text('<link rel="stylesheet" href="_static/styles/theme.css">'
                                          '<i class="fa-solid fa-bars"></i>')
+    (tmp_path / "_static" / "fontawesome.js").write_text('const all = ["fa-xmark", "fa-rocket"];')   # no page loads it
     return tmp_path
 
 
@@ -272,6 +287,7 @@ def test_power_icon_fonts_are_cut_to_the_icons_used(icon_site, tmp_path_factory)
     original = tmp_path_factory.mktemp("theme") / "theme.css"    # the theme's uncut stylesheet
     original.write_text(theme_css.read_text())
     assert full_icon_fonts(icon_site) and not missing_icon_glyphs(icon_site, original)
+    assert extra_icon_glyphs(icon_site, original) > 1000
     assert gdlab_weight.icon_codepoints([original.read_text()], {"fa-bars"}) == {0xF0C9, 0xF05A}
     [(sheet, before, after)] = gdlab_weight.subset_icon_fonts(icon_site)
     gdlab_weight.prune(icon_site)
@@ -281,7 +297,7 @@ def test_power_icon_fonts_are_cut_to_the_icons_used(icon_site, tmp_path_factory)
     assert font_codepoints(font) == {0xF0C9, 0xF05A}
     css = theme_css.read_text()
     assert ".fa-bars:before{" in css and "fa-xmark" not in css and "fa-navicon" not in css and "--pst-icon-info" in css
-    assert not missing_icon_glyphs(icon_site, original)
+    assert not missing_icon_glyphs(icon_site, original) and not extra_icon_glyphs(icon_site, original)
     # a page that uses an icon the cut font lacks (the theme's own stylesheet defines it)
     (icon_site / "index.html").write_text('<i class="fa-solid fa-xmark"></i><i class="fa-solid fa-bars"></i>')
     assert missing_icon_glyphs(icon_site, original) == ["U+F00D"]

@@ -241,13 +241,16 @@ def subset_face(face: str, sheet: Path, outdir: Path, codepoints: set[int], flav
 
 
 def subset_icon_fonts(outdir: Path) -> list[tuple[str, int, int]]:
-    """Cut every Font Awesome font declared by a stylesheet of ``_static/`` down to the icons the site can show
-    (:func:`subset_face`) and drop the other icons' class rules (:func:`strip_icon_rules`). Returns (stylesheet,
-    bytes of the fonts it declared, bytes of the cut fonts) per rewritten stylesheet."""
+    """Cut every Font Awesome font declared by a stylesheet of ``_static/`` down to the icons the site can show (as
+    named by the pages and the scripts and stylesheets they can load, :func:`loadable`: not by the all-icons script
+    that the pages no longer load) with :func:`subset_face`, and drop the other icons' class rules
+    (:func:`strip_icon_rules`). Returns (stylesheet, bytes of the fonts it declared, bytes of the cut fonts) per
+    rewritten stylesheet."""
     static = outdir / "_static"
-    sheets = {p: p.read_text(encoding="utf-8") for p in static.rglob("*.css")}
+    files = [p for p in loadable(outdir) if static in p.parents or p.suffix == ".html"]
+    sheets = {p: p.read_text(encoding="utf-8") for p in sorted(files) if p.suffix == ".css"}
     classes = icon_classes(p.read_text(encoding="utf-8", errors="replace")
-                           for p in [*pages(outdir), *static.rglob("*.js")])
+                           for p in files if p.suffix in (".html", ".js"))
     codepoints = icon_codepoints(sheets.values(), classes)
     flavor = "woff2" if has_brotli() else "woff"
     report = []
