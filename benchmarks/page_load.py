@@ -14,15 +14,17 @@ budget (README.md, "Budgets"; issue 19), for the median of ``--runs`` cold loads
 - **transferred** <= 1.5 MB (1.5e6 bytes): the sum of ``transferSize`` of the navigation and of every resource timing
   entry, i.e. response headers plus body as received, the text compressed. This is the budgeted number.
 
-Reported, not budgeted: the **uncompressed** size, the sum of ``decodedBodySize`` (bodies only, as the page uses
-them: what ``python -m http.server``, which does not compress, would send). It is over 1.5 MB on most chapters,
-because their math is typeset at build time: each page carries its formulas as MathJax's HTML output together with
-their MathML for screen readers (book/_ext/gdlab_math.py), text that compresses about tenfold. Also reported: the
-main thread's long tasks (``PerformanceObserver`` ``longtask``, tasks over 50 ms: their total and the longest) and
-the number of requests. A cold load is a fresh browser context (empty cache, no service worker); every request is
-routed through Playwright, which also keeps Chromium's HTTP cache out of the way, and any request to another host is
-aborted and reported. The handler compresses each file once and keeps the result (as a host's cache does), so the
-first load of a page also pays for its compression (about 16 ms for the largest chapter's HTML).
+Reported, not budgeted: the **uncompressed** size, the sum of ``decodedBodySize`` (bodies only, as the page uses them:
+what ``python -m http.server``, which does not compress, would send). It is over 1.5 MB on most chapters, because
+their math is typeset at build time: each page carries its formulas as MathJax's HTML output together with their
+MathML for screen readers (book/_ext/gdlab_math.py), text that compresses about tenfold. Also reported: the main
+thread's long tasks (``PerformanceObserver`` ``longtask``, tasks over 50 ms: their total and the longest) and the
+number of requests, and of them the page explorer's state images (book/_ext/gdlab_states.py: only the first state's,
+as its neighbours are prefetched once the explorer comes near the viewport). A cold load is a fresh browser context
+(empty cache, no service worker); every request is routed through Playwright, which also keeps Chromium's HTTP cache
+out of the way, and any request to another host is aborted and reported. The handler compresses each file once and
+keeps the result (as a host's cache does), so the first load of a page also pays for its compression (about 16 ms for
+the largest chapter's HTML).
 
 Run it with the project's interpreter after building the book (Debian's /usr/bin/chromium, or $GDLAB_CHROMIUM; never
 ``playwright install``)::
@@ -56,6 +58,7 @@ sys.path.insert(0, str(ROOT / "book" / "_ext"))
 import gdlab_weight  # noqa: E402
 from gdlab_browser import CHROMIUM, CHROMIUM_ARGS, HTML_DIR, discover_pages, is_chapter, serve  # noqa: E402
 from gdlab_browser import _QuietHandler as QuietHandler  # noqa: E402
+from gdlab_states import STATES_DIR  # noqa: E402
 from page_latency import load_average  # noqa: E402
 
 FIRST_PAINT_BUDGET_MS = 500.0
@@ -155,6 +158,11 @@ class Load:
     requests: int
     long_tasks_ms: list[float]
     resources: list[tuple[str, int, int]] = field(default_factory=list)   # (url, transferred, uncompressed)
+
+    @property
+    def state_images(self) -> int:
+        """How many of the page explorer's state images the load fetched."""
+        return sum(f"/{STATES_DIR}/" in url for url, _, _ in self.resources)
 
     @property
     def ready_ms(self) -> float:
@@ -259,7 +267,8 @@ def page_row(r: PageResult) -> str:
             f"| {spread([x.ready_ms for x in loads])} | {spread([x.bytes / 1e6 for x in loads], '{:.2f}')} "
             f"| {spread([x.decoded / 1e6 for x in loads], '{:.2f}')} "
             f"| {spread([sum(x.long_tasks_ms) for x in loads])} / {max(max(x.long_tasks_ms, default=0) for x in loads):.0f} "
-            f"| {statistics.median(x.requests for x in loads):.0f} | {'OVER: ' + ', '.join(over) if over else 'ok'} |")
+            f"| {statistics.median(x.requests for x in loads):.0f} ({max(x.state_images for x in loads)}) "
+            f"| {'OVER: ' + ', '.join(over) if over else 'ok'} |")
 
 
 def worst_rows(results: list[PageResult]) -> list[str]:
@@ -339,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
           "times in ms since the navigation started; transferred: headers and bodies as sent (budgeted); "
           "uncompressed: the bodies decoded (reported only).\n")
     print("| page | first paint | MathJax done | ready (math + network idle) | transferred (MB) | uncompressed (MB) "
-          "| long tasks total / longest (ms) | requests | status |")
+          "| long tasks total / longest (ms) | requests (explorer states) | status |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         print(page_row(r))

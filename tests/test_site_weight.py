@@ -298,6 +298,10 @@ def test_power_icon_fonts_are_cut_to_the_icons_used(icon_site, tmp_path_factory)
     css = theme_css.read_text()
     assert ".fa-bars:before{" in css and "fa-xmark" not in css and "fa-navicon" not in css and "--pst-icon-info" in css
     assert not missing_icon_glyphs(icon_site, original) and not extra_icon_glyphs(icon_site, original)
+    # a rebuild that writes no page (Sphinx copies no theme file) cuts the cut font again: same name, same bytes
+    assert gdlab_weight.subset_icon_fonts(icon_site)[0][1:] == (after, after)
+    gdlab_weight.prune(icon_site)
+    assert icon_fonts(icon_site)[theme_css] == [font] and font.name.startswith("fa-solid-900.")
     # a page that uses an icon the cut font lacks (the theme's own stylesheet defines it)
     (icon_site / "index.html").write_text('<i class="fa-solid fa-xmark"></i><i class="fa-solid fa-bars"></i>')
     assert missing_icon_glyphs(icon_site, original) == ["U+F00D"]

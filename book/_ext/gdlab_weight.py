@@ -234,7 +234,8 @@ def subset_face(face: str, sheet: Path, outdir: Path, codepoints: set[int], flav
     if source is None:
         return face, 0, 0
     data = subset_font(source.read_bytes(), codepoints, flavor)
-    cut = source.parent / f"{source.stem}.{hashlib.sha256(data).hexdigest()[:10]}.{flavor}"
+    base = source.name.split(".")[0]     # fa-solid-900, also when a rebuild with no page written cuts a cut font
+    cut = source.parent / f"{base}.{hashlib.sha256(data).hexdigest()[:10]}.{flavor}"
     cut.write_bytes(data)
     url = os.path.relpath(cut, sheet.parent).replace(os.sep, "/")
     return SRC_DECL.sub(lambda _: f'src:url({url}) format("{flavor}")', face, count=1), paths[0].stat().st_size, len(data)
