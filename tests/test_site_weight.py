@@ -299,6 +299,12 @@ def test_power_icon_fonts_are_cut_to_the_icons_used(icon_site, tmp_path_factory)
     assert ".fa-bars:before{" in css and "fa-xmark" not in css and "fa-navicon" not in css and "--pst-icon-info" in css
     assert not missing_icon_glyphs(icon_site, original) and not extra_icon_glyphs(icon_site, original)
     # a rebuild that writes no page (Sphinx copies no theme file) cuts the cut font again: same name, same bytes
+    from fontTools.ttLib import TTFont
+
+    data = font.read_bytes()
+    assert gdlab_weight.subset_font(data, {0xF0C9, 0xF05A}, "woff") == data
+    theme_font = PYDATA_STATIC / "vendor" / "fontawesome" / "webfonts" / "fa-solid-900.ttf"
+    assert TTFont(font)["head"].modified == TTFont(theme_font)["head"].modified   # not the time of the build
     assert gdlab_weight.subset_icon_fonts(icon_site)[0][1:] == (after, after)
     gdlab_weight.prune(icon_site)
     assert icon_fonts(icon_site)[theme_css] == [font] and font.name.startswith("fa-solid-900.")

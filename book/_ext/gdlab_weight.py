@@ -206,11 +206,12 @@ def has_brotli() -> bool:
 
 def subset_font(data: bytes, codepoints: set[int], flavor: str) -> bytes:
     """A font (bytes of a TTF, OTF, WOFF or WOFF2) cut down to the glyphs of ``codepoints`` it has, as ``flavor``
-    (``"woff"`` or ``"woff2"``); hinting and the glyph names dropped, as for a web font."""
+    (``"woff"`` or ``"woff2"``), with fontTools' defaults for web fonts (hinting and glyph names dropped). The same
+    bytes in, the same bytes out (the font keeps its own time stamp)."""
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
-    font = TTFont(io.BytesIO(data))
+    font = TTFont(io.BytesIO(data), recalcTimestamp=False)    # the same bytes on every build
     options = subset.Options()
     options.flavor = flavor
     options.name_IDs = ["*"]
