@@ -69,7 +69,7 @@ GZIP_LEVEL = 6
 HTML_REF = re.compile(r'\s(?:src|href|data-src|poster)\s*=\s*"([^"]+)"', re.IGNORECASE)
 CSS_REF = re.compile(r'url\(\s*[\'"]?([^\'")]+)[\'"]?\s*\)|@import\s+[\'"]([^\'"]+)[\'"]')
 JS_STRING = re.compile(r'[\'"]([\w./@-]+\.(?:js|css|json|png|svg|gif|jpe?g|woff2?|ttf|otf|eot|html))[\'"]')
-FONT_FACE = re.compile(r"@font-face\s*\{([^{}]*)\}")
+FONT_FACE = re.compile(r"@font-face\s*(?:/\*.*?\*/\s*)*\{([^{}]*)\}", re.DOTALL)   # MathJax writes "@font-face /* 0 */ {"
 SRC_DECL = re.compile(r"(?<![\w-])src\s*:[^;}]*")
 CSS_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'', re.DOTALL)
 CSS_ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6})\s?|\\(.)", re.DOTALL)
