@@ -119,7 +119,9 @@ def page_weight(result: PageResult, html_dir: Path, rel: str) -> None:
     result.section_bytes = len(section.encode())
     result.assets_bytes = sum((html_dir / a).stat().st_size for a in ASSETS)
     result.image_bytes = first.stat().st_size
-    # The static page showed the same default figure (the same PNG bytes) under a 64-hex name in _images/.
+    # The static page showed the same default figure under a 64-hex name in _images/, as the kernel's full-colour
+    # PNG: larger than the state's palette PNG (gdlab_states.palette_png), counted here at the state's size, so the
+    # increase is an upper bound.
     result.static_bytes = first.stat().st_size + len(STATIC_IMG_TAG.format("0" * 64))
     sizes = [len(c["text"]) for c in data["controls"]]
     index = [int(i) for i in data["default"].split("-")] if data["default"] else []

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import html
 import importlib
+import io
 import json
 import os
 import re
@@ -192,18 +193,67 @@ def test_explorer_key_depends_on_spec_sources_and_versions():
     assert gs.source_stamp("digest", VERSIONS) != gs.source_stamp("other", VERSIONS)
 
 
+# --- palette PNGs ----------------------------------------------------------------------------------------------------
+
+
+def palette_error(png: bytes, reduced: bytes) -> tuple[int, float]:
+    """The largest and the mean absolute difference of any colour channel between two PNGs of the same size."""
+    import numpy as np
+    from PIL import Image
+
+    a, b = (np.asarray(Image.open(io.BytesIO(x)).convert("RGB"), dtype=int) for x in (png, reduced))
+    assert a.shape == b.shape
+    return int(np.abs(a - b).max()), float(np.abs(a - b).mean())
+
+
+def explorer_frame_png() -> bytes:
+    """A real explorer figure: chapter 6's default state (text, contours, a red marker, a log plot)."""
+    from gdlab.widgets import EXPLORERS
+
+    explorer = next(e for e in EXPLORERS.values() if str(getattr(e, "chapter", "")) == "6")
+    return bytes(explorer.frame(**explorer.spec.defaults).png)
+
+
+def test_palette_png_is_small_and_keeps_the_figure_legible():
+    from PIL import Image
+
+    png = explorer_frame_png()
+    reduced = gs.palette_png(png)
+    with Image.open(io.BytesIO(reduced)) as image:
+        assert image.mode == "P" and len(image.getcolors()) <= gs.PALETTE_COLORS
+    assert gs.png_size(reduced) == gs.png_size(png) and len(reduced) < len(png) / 2
+    worst, mean = palette_error(png, reduced)
+    assert worst <= 32 and mean < 1.0, (worst, mean)     # no colour moves far: lines, markers and text keep theirs
+    assert gs.palette_png(png) == reduced                 # deterministic
+
+
+def test_power_palette_png_too_few_colours_is_caught():
+    png = explorer_frame_png()
+    worst, mean = palette_error(png, gs.palette_png(png, colors=4))
+    assert worst > 32 or mean >= 1.0
+
+
+def test_palette_png_leaves_transparent_images_alone():
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGBA", (8, 8), (255, 0, 0, 128)).save(out, "PNG")
+    assert gs.palette_png(out.getvalue()) == out.getvalue()
+
+
 # --- rendering and the cache (in this process) ---------------------------------------------------------------------
 
 
 def test_written_pngs_are_the_frames(fake, tmp_path):
-    """The file of every state holds exactly ``frame(**state).png``: the figure update(**state) draws."""
+    """The file of every state holds exactly ``frame(**state).png`` (the figure update(**state) draws) reduced to its
+    palette by ``palette_png``."""
     manifest = gs.render_in_process({fake.name: fake}, tmp_path, "digest", VERSIONS)[fake.name]
     folder = tmp_path / manifest["key"]
     assert set(manifest["states"]) == {key for key, _ in gs.page_states(fake.spec)}
     for key, state in gs.page_states(fake.spec):
         frame = fake.frame(**state)
         entry = manifest["states"][key]
-        assert (folder / entry["file"]).read_bytes() == frame.png
+        assert (folder / entry["file"]).read_bytes() == gs.palette_png(frame.png)
         assert entry["alt"] == frame.alt and entry["status"] == frame.status
         assert (entry["width"], entry["height"]) == gs.png_size(frame.png) == (80, 48)
     assert manifest["default"] == "1-0-0"
@@ -320,7 +370,7 @@ def test_html_image_status_and_json_match_the_states(fake, page):
         file, alt, status_text, width, height = data["states"][gs.state_key(fake.spec, state)]
         frame = fake.frame(**state)
         assert (alt, status_text) == (frame.alt, frame.status)
-        assert file == gs.state_file(gs.state_key(fake.spec, state), frame.png)
+        assert file == gs.state_file(gs.state_key(fake.spec, state), gs.palette_png(frame.png))
     # Every neighbour the script can ask for (one step along a control) is a state of the JSON.
     sizes = [len(c["text"]) for c in data["controls"]]
     for key in data["states"]:
@@ -362,7 +412,8 @@ def test_workers_draw_the_states_and_the_index_makes_the_next_build_start_none(f
     assert report.drawn == fake.spec.n_page_states
     manifest = report.manifests[fake.name]
     for key, state in gs.page_states(fake.spec):
-        assert (cache / manifest["key"] / manifest["states"][key]["file"]).read_bytes() == fake.frame(**state).png
+        written = (cache / manifest["key"] / manifest["states"][key]["file"]).read_bytes()
+        assert written == gs.palette_png(fake.frame(**state).png)
     assert gs.cached_manifests(cache, gs.source_stamp(digest, VERSIONS)) == report.manifests
     assert gs.cached_manifests(cache, gs.source_stamp("other", VERSIONS)) is None
     # The copy into the site: hard links (or copies); stale files and folders go.
@@ -393,7 +444,7 @@ def test_the_bytes_do_not_depend_on_how_the_states_are_shared_among_workers(fake
     notebook = module.StickyExplorer("ch10 sticky", "10", module.SPEC)
     notebook.frame(**module.SPEC.defaults)  # live(explorer) draws the default first
     for key, state in gs.page_states(module.SPEC):
-        assert one[key] == gs.state_file(key, notebook.frame(**state).png)
+        assert one[key] == gs.state_file(key, gs.palette_png(notebook.frame(**state).png))
 
 
 def test_workers_report_an_unknown_registry(tmp_path):
@@ -504,8 +555,8 @@ def _built_markers():
 
 
 def test_built_first_state_is_the_notebooks_figure():
-    """On every built page, the explorer's first image, alt text and status line are byte for byte those of the
-    figure the notebook's kernel drew (``live(explorer)`` in the build: ``frame(**defaults)``)."""
+    """On every built page, the explorer's first image (after ``palette_png``), alt text and status line are byte for
+    byte those of the figure the notebook's kernel drew (``live(explorer)`` in the build: ``frame(**defaults)``)."""
     problems = []
     for rel, marker in _built_markers():
         png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', marker).group(1))
@@ -517,7 +568,7 @@ def test_built_first_state_is_the_notebooks_figure():
             problems.append(f"{rel}: no page explorer")
             continue
         shown = html.unescape(re.search(r'<p class="gdlab-explorer-status" aria-live="polite">([^<]*)<', page).group(1))
-        if ((HTML_DIR / rel).parent / m.group(1)).read_bytes() != png:
+        if ((HTML_DIR / rel).parent / m.group(1)).read_bytes() != gs.palette_png(png):
             problems.append(f"{rel}: the first state's PNG differs from the notebook's figure")
         if html.unescape(m.group(2)) != alt or shown != status:
             problems.append(f"{rel}: the first state's alt text or status line differs from the notebook's")

@@ -9,14 +9,15 @@ Loaded from ``_config.yml`` (``sphinx: local_extensions``); HTML builders only. 
 This extension
 
 1. renders every page state of every explorer, ``explorer.frame(**state)`` for ``state in spec.page_states()`` (the
-   same ``update`` code as the notebook, PNG bytes by ``gdlab.plots.style.png_bytes``), in separate interpreters,
+   same ``update`` code as the notebook, PNG bytes by ``gdlab.plots.style.png_bytes``, then reduced to a palette of
+   :data:`PALETTE_COLORS` colours by :func:`palette_png`), in separate interpreters,
    one per core (:func:`start_render`; each imports gdlab once, without ``GDLAB_STATIC_EXPLORERS``). They start on
    ``builder-inited``, before gdlab_parallel executes the notebooks, and run beside them at a lower priority
    (:data:`NICE`); they are collected on ``env-updated``, after Sphinx has read the pages (:func:`collect_render`);
 2. keeps the states in a cache, ``_build/.gdlab-states/`` (``gdlab_states_cache``): one folder per explorer, named
-   by a hash of its spec (``repr``), the sources of ``lib/gdlab/**/*.py``, the matplotlib and numpy versions and
-   this file's :data:`FORMAT` (:func:`explorer_key`), holding the PNGs and ``manifest.json`` (controls, per state:
-   file, alt text, status line, size). An index named by the hash of the sources and versions
+   by a hash of its spec (``repr``), the sources of ``lib/gdlab/**/*.py``, the matplotlib, numpy and Pillow
+   versions and this file's :data:`FORMAT` (:func:`explorer_key`), holding the PNGs and ``manifest.json``
+   (controls, per state: file, alt text, status line, size). An index named by the hash of the sources and versions
    (:func:`source_stamp`) lists the folders of the current library, so a rebuild without a change in the library
    starts no interpreter and only hard-links (or copies) the files that are missing from
    ``<outdir>/_images/gdlab-states/<slug>/`` (:func:`sync_states`; with the book's other computed figures, in
@@ -46,6 +47,7 @@ import hashlib
 import html
 import importlib
 import importlib.metadata
+import io
 import json
 import os
 import re
@@ -59,7 +61,9 @@ from pathlib import Path
 from typing import Any
 
 #: Bump when the rendering or the manifest format changes: every cached state is then drawn again.
-FORMAT = 2
+FORMAT = 3
+#: Colours of a state's PNG: a palette of at most this many (:func:`palette_png`).
+PALETTE_COLORS = 64
 #: The registry of explorers the workers import: ``module:attribute`` (a dict name -> explorer).
 REGISTRY = "gdlab.widgets:EXPLORERS"
 #: Folder of the states in the HTML output (the notebooks' figures are in ``_images/`` too).
@@ -152,6 +156,25 @@ def png_size(png: bytes) -> tuple[int, int]:
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
+def palette_png(png: bytes, colors: int = PALETTE_COLORS) -> bytes:
+    """An opaque PNG redrawn with a palette of at most ``colors`` colours (an 8-bit indexed PNG), for the web page.
+
+    Pillow's maximum-coverage quantizer, without dithering: a matplotlib figure is mostly white, a few line and text
+    colours and their anti-aliasing, which such a palette keeps (median cut was seen to turn a small red marker
+    brown; dithering speckles text). The same bytes in, the same bytes out. A PNG with transparent pixels, or
+    one the palette would not make smaller, is returned unchanged."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        if image.mode in ("RGBA", "LA", "P") and image.convert("RGBA").getextrema()[3][0] < 255:
+            return png
+        quantized = image.convert("RGB").quantize(colors=colors, method=Image.Quantize.MAXCOVERAGE,
+                                                  dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    quantized.save(out, "PNG")
+    return out.getvalue() if out.tell() < len(png) else png
+
+
 def state_file(key: str, png: bytes) -> str:
     """The file name of a state: its key and the start of its PNG's sha256 (``2-0-1.3fa9c1e2b4.png``)."""
     return f"{key or 'default'}.{hashlib.sha256(png).hexdigest()[:10]}.png"
@@ -164,7 +187,7 @@ def state_file(key: str, png: bytes) -> str:
 def library_versions() -> dict[str, str]:
     """The versions that change the pixels besides the library itself (read from the metadata, nothing imported)."""
     out = {}
-    for dist in ("matplotlib", "numpy"):
+    for dist in ("matplotlib", "numpy", "pillow"):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -215,12 +238,13 @@ def describe(explorer, digest: str, versions: dict[str, str]) -> dict:
 
 
 def render_state(explorer, state: dict, dest: Path) -> dict:
-    """Draw one state with ``explorer.frame(**state)``; write its PNG into ``dest``; return its manifest entry."""
+    """Draw one state with ``explorer.frame(**state)``; write its PNG (:func:`palette_png`) into ``dest``; return its
+    manifest entry."""
     t0 = time.perf_counter()
     frame = explorer.frame(**state)
     seconds = time.perf_counter() - t0
     key = state_key(explorer.spec, state)
-    png = bytes(frame.png)
+    png = palette_png(bytes(frame.png))
     width, height = png_size(png)
     name = state_file(key, png)
     (dest / name).write_bytes(png)

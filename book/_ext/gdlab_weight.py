@@ -8,6 +8,12 @@ separate and left alone):
   uses written in place instead (:func:`inline_icons`, the paths taken from that same script, whatever its version),
   and the script is no longer loaded. An icon that a theme script creates later (the search dialog's close button)
   is drawn by the theme's CSS icon font, which the browser loads only then;
+* **icon fonts** (:func:`subset_icon_fonts`): that CSS icon font also draws the admonitions' title icons and a few
+  others (``content`` in CSS). Each Font Awesome font a stylesheet declares is cut down to the glyphs that the site
+  can show (:func:`icon_codepoints`: the icons named by a class in a page or a script, and every icon character in
+  a CSS string other than the per-icon class rules), written as WOFF (WOFF2 when ``brotli`` is installed) and the
+  ``@font-face`` rewritten to it; the per-icon class rules of the other icons, which would point at glyphs the font
+  no longer has, are dropped (:func:`strip_icon_rules`); the original font files are then pruned;
 * **images** load lazily (``loading="lazy"``): a figure far down a chapter is fetched when the reader gets near it;
 * **pruning** (:func:`prune`): every file under ``_static/`` that no page can load is removed (the ipywidgets manager
   when no page embeds widgets, the full MathJax when math is typeset at build time, the theme's unused vendor files,
@@ -17,11 +23,19 @@ separate and left alone):
   (:data:`LOADERS`, the one list of exceptions).
 
 Pages not rewritten by an incremental build keep what an earlier build did to them (each step is idempotent).
+
+Served weight: every static host (GitHub Pages, Netlify, nginx's usual configurations) sends text gzip-compressed to a
+browser that accepts it. :data:`COMPRESSIBLE` is the one list of the suffixes counted as compressed text, and
+:func:`served_size` the bytes a file costs that way; ``tests/test_site_weight.py`` budgets a chapter with them and
+``benchmarks/page_load.py`` serves the site so.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import html
+import io
 import os
 import re
 import shutil
@@ -46,9 +60,27 @@ LOADERS = {
     "gdlab-assets/html-manager/embed-amd.js": "gdlab-assets/html-manager/",
 }
 
+#: Suffixes of the files that static hosts send gzip-compressed (text); images and fonts are sent as they are.
+COMPRESSIBLE = frozenset({".html", ".css", ".js", ".mjs", ".json", ".svg", ".txt", ".xml"})
+#: The compression level counted: zlib's default (nginx compresses on the fly at level 1 by default, which gives
+#: larger bodies; precompressing hosts use 6 to 9).
+GZIP_LEVEL = 6
+
 HTML_REF = re.compile(r'\s(?:src|href|data-src|poster)\s*=\s*"([^"]+)"', re.IGNORECASE)
 CSS_REF = re.compile(r'url\(\s*[\'"]?([^\'")]+)[\'"]?\s*\)|@import\s+[\'"]([^\'"]+)[\'"]')
 JS_STRING = re.compile(r'[\'"]([\w./@-]+\.(?:js|css|json|png|svg|gif|jpe?g|woff2?|ttf|otf|eot|html))[\'"]')
+FONT_FACE = re.compile(r"@font-face\s*(?:/\*.*?\*/\s*)*\{([^{}]*)\}", re.DOTALL)   # MathJax writes "@font-face /* 0 */ {"
+SRC_DECL = re.compile(r"(?<![\w-])src\s*:[^;}]*")
+CSS_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'', re.DOTALL)
+CSS_ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6})\s?|\\(.)", re.DOTALL)
+#: A per-icon rule of Font Awesome's CSS: ``.fa-bars:before,.fa-navicon:before{content:"\f0c9"}``.
+ICON_RULE = re.compile(r'((?:\.fa-[\w-]+::?before\s*,\s*)*\.fa-[\w-]+::?before)\s*'
+                       r'\{\s*content\s*:\s*("[^"]*"|\'[^\']*\')\s*;?\s*\}')
+ICON_SELECTOR = re.compile(r"\.(fa-[\w-]+)::?before")
+ICON_CLASS = re.compile(r"(?<![\w-])fa-[a-z0-9]+(?:-[a-z0-9]+)*")
+ICON_FONT_FAMILY = "Font Awesome"
+PRIVATE_USE = range(0xE000, 0xF900)   # where icon fonts put their glyphs (Font Awesome also maps 0-9, A-Z, ! ...)
+FONT_FORMATS = {".woff2": "woff2", ".woff": "woff", ".ttf": "truetype", ".otf": "opentype"}
 FA_PREFIXES = {"fa-solid": "fas", "fas": "fas", "fa-regular": "far", "far": "far", "fa-brands": "fab", "fab": "fab"}
 ICON_TAG = re.compile(r'<i class="([^"]*)"([^>]*)>\s*</i>')
 PACK = re.compile(r'\(function\(\)\{\w+\("(fa[srb])",(\w+)\)')
@@ -100,6 +132,161 @@ def inline_icons(page: str, packs: dict) -> str:
     if any(FA_PREFIXES.keys() & set(m.group(1).split()) for m in ICON_TAG.finditer(page)):
         return page   # an icon that the script knows and we could not find: keep the script
     return re.sub(rf'<script[^>]*\ssrc="[^"]*/{re.escape(ICON_SCRIPT)}[^"]*"[^>]*>\s*</script>\s*', "", page)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Icon fonts
+
+
+def css_text(literal: str) -> str:
+    """The characters of a CSS string's content (between its quotes), escapes decoded (``\\f0c9 `` -> U+F0C9)."""
+    def decode(m: re.Match) -> str:
+        if m.group(1) is None:
+            return m.group(2) if m.group(2) != "\n" else ""
+        code = int(m.group(1), 16)
+        return chr(code) if 0 < code <= 0x10FFFF else "\ufffd"
+    return CSS_ESCAPE.sub(decode, literal)
+
+
+def css_strings(css: str) -> list[str]:
+    """The decoded contents of every string in a stylesheet."""
+    return [css_text(a or b) for a, b in CSS_STRING.findall(css)]
+
+
+def icon_classes(texts: Iterable[str]) -> set[str]:
+    """The ``fa-*`` class names that pages or scripts mention (``fa-solid``, ``fa-xmark``, ...)."""
+    return {name for text in texts for name in ICON_CLASS.findall(text)}
+
+
+def icon_codepoints(stylesheets: Iterable[str], classes: set[str]) -> set[int]:
+    """The icon characters the site can draw with these stylesheets: the ``content`` of each per-icon rule one of
+    whose classes is in ``classes``, and every private-use character in any other string of the stylesheets (the
+    theme's admonition icons, ``--pst-icon-*: "\uf05a"`` or ``content: "\\f107"``)."""
+    found: set[int] = set()
+    for css in stylesheets:
+        for m in ICON_RULE.finditer(css):
+            if classes & set(ICON_SELECTOR.findall(m.group(1))):
+                found |= {ord(c) for c in css_text(m.group(2)[1:-1])}
+        found |= {ord(c) for s in css_strings(ICON_RULE.sub("", css)) for c in s if ord(c) in PRIVATE_USE}
+    return found
+
+
+def strip_icon_rules(css: str, classes: set[str]) -> str:
+    """``css`` without the per-icon rules' selectors for classes not in ``classes`` (a rule left with none goes)."""
+    def keep(m: re.Match) -> str:
+        selectors = [s.strip() for s in m.group(1).split(",")]
+        used = [s for s in selectors if ICON_SELECTOR.fullmatch(s).group(1) in classes]
+        return f"{','.join(used)}{{content:{m.group(2)}}}" if used else ""
+    return ICON_RULE.sub(keep, css)
+
+
+def font_urls(face: str) -> list[str]:
+    """The URLs of a ``@font-face`` block's ``src``, in order."""
+    src = SRC_DECL.search(face)
+    return [a for a, _ in CSS_REF.findall(src.group(0))] if src else []
+
+
+def font_source(paths: list[Path]) -> Path | None:
+    """The font file to subset among a ``@font-face``'s sources: fontTools reads TrueType, OpenType and WOFF with
+    the standard library, WOFF2 only with ``brotli``."""
+    readable = [p for p in paths if p.suffix.lower() in (".ttf", ".otf", ".woff")]
+    if not readable and has_brotli():
+        readable = [p for p in paths if p.suffix.lower() == ".woff2"]
+    return readable[0] if readable else None
+
+
+def has_brotli() -> bool:
+    """Whether WOFF2 can be read and written (fontTools needs the ``brotli`` package for it)."""
+    try:
+        import brotli  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def subset_font(data: bytes, codepoints: set[int], flavor: str) -> bytes:
+    """A font (bytes of a TTF, OTF, WOFF or WOFF2) cut down to the glyphs of ``codepoints`` it has, as ``flavor``
+    (``"woff"`` or ``"woff2"``), with fontTools' defaults for web fonts (hinting and glyph names dropped). The same
+    bytes in, the same bytes out (the font keeps its own time stamp)."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(io.BytesIO(data), recalcTimestamp=False)    # the same bytes on every build
+    options = subset.Options()
+    options.flavor = flavor
+    options.name_IDs = ["*"]
+    options.notdef_outline = True
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=sorted(codepoints & set(font.getBestCmap())))
+    subsetter.subset(font)
+    out = io.BytesIO()
+    subset.save_font(font, out, options)
+    return out.getvalue()
+
+
+def subset_face(face: str, sheet: Path, outdir: Path, codepoints: set[int], flavor: str) -> tuple[str, int, int]:
+    """A Font Awesome ``@font-face`` block of the stylesheet ``sheet`` pointed at its font cut down to
+    ``codepoints`` (written next to the original, named by a hash of its bytes); (block, bytes of the font a browser
+    picked before, bytes of the cut font). Other blocks, and fonts that cannot be read, come back unchanged (0, 0)."""
+    if ICON_FONT_FAMILY not in css_text(face):
+        return face, 0, 0
+    paths = [target for u in font_urls(face) if (target := local_target(u, sheet.parent, outdir))]
+    source = font_source(paths)
+    if source is None:
+        return face, 0, 0
+    data = subset_font(source.read_bytes(), codepoints, flavor)
+    base = source.name.split(".")[0]     # fa-solid-900, also when a rebuild with no page written cuts a cut font
+    cut = source.parent / f"{base}.{hashlib.sha256(data).hexdigest()[:10]}.{flavor}"
+    cut.write_bytes(data)
+    url = os.path.relpath(cut, sheet.parent).replace(os.sep, "/")
+    return SRC_DECL.sub(lambda _: f'src:url({url}) format("{flavor}")', face, count=1), paths[0].stat().st_size, len(data)
+
+
+def subset_icon_fonts(outdir: Path) -> list[tuple[str, int, int]]:
+    """Cut every Font Awesome font declared by a stylesheet of ``_static/`` down to the icons the site can show (as
+    named by the pages and the scripts and stylesheets they can load, :func:`loadable`: not by the all-icons script
+    that the pages no longer load) with :func:`subset_face`, and drop the other icons' class rules
+    (:func:`strip_icon_rules`). Returns (stylesheet, bytes of the fonts it declared, bytes of the cut fonts) per
+    rewritten stylesheet."""
+    static = outdir / "_static"
+    files = [p for p in loadable(outdir) if static in p.parents or p.suffix == ".html"]
+    sheets = {p: p.read_text(encoding="utf-8") for p in sorted(files) if p.suffix == ".css"}
+    classes = icon_classes(p.read_text(encoding="utf-8", errors="replace")
+                           for p in files if p.suffix in (".html", ".js"))
+    codepoints = icon_codepoints(sheets.values(), classes)
+    flavor = "woff2" if has_brotli() else "woff"
+    report = []
+    for sheet, css in sheets.items():
+        new, before, after, end = [], 0, 0, 0
+        for m in FONT_FACE.finditer(css):
+            face, size, cut = subset_face(m.group(0), sheet, outdir, codepoints, flavor)
+            new += [css[end:m.start()], face]
+            before, after, end = before + size, after + cut, m.end()
+        if before:
+            sheet.write_text(strip_icon_rules("".join(new) + css[end:], classes), encoding="utf-8")
+            report.append((sheet.relative_to(outdir).as_posix(), before, after))
+    return report
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Served weight
+
+
+def compressible(path: Path | str) -> bool:
+    """Whether a static host sends ``path`` gzip-compressed (its suffix is in :data:`COMPRESSIBLE`)."""
+    return Path(path).suffix.lower() in COMPRESSIBLE
+
+
+def gzipped(data: bytes) -> bytes:
+    """``data`` gzip-compressed at :data:`GZIP_LEVEL`, with a fixed header (no time stamp): same input, same bytes."""
+    return gzip.compress(data, GZIP_LEVEL, mtime=0)
+
+
+def served_size(path: Path, compress: bool = True) -> int:
+    """The body bytes a host sends for ``path``: gzip-compressed if it is text and ``compress``, else its size."""
+    if compress and compressible(path):
+        return len(gzipped(path.read_bytes()))
+    return path.stat().st_size
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -202,6 +389,8 @@ def _build_finished(app: Sphinx, exception) -> None:
             new = inline_icons(text, packs)
             if new != text:
                 page.write_text(new, encoding="utf-8")
+    for sheet, before, after in subset_icon_fonts(outdir):
+        logger.info(f"[gdlab_weight] {sheet}: icon fonts cut from {before / 1e3:.0f} KB to {after / 1e3:.1f} KB")
     files, size = prune(outdir)
     logger.info(f"[gdlab_weight] removed {files} files ({size / 1e6:.1f} MB) that no page loads")
 
