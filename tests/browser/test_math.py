@@ -134,8 +134,9 @@ DOLLARS_JS = """() => {
   return found;
 }"""
 
-# Adds a numbered display equation (Sphinx's markup) at the end of the article and typesets it with MathJax.
-INJECT_JS = """async ({tex, id, eqnoStyle}) => {
+# Adds a numbered display equation (Sphinx's markup around the CHTML that the build would write) at the end of the
+# article, with the stylesheet of its glyphs.
+INJECT_JS = """async ({html, css, id, eqnoStyle}) => {
   const box = document.createElement('div');
   box.className = 'math notranslate nohighlight';
   box.id = id;
@@ -143,9 +144,13 @@ INJECT_JS = """async ({tex, id, eqnoStyle}) => {
   eqno.className = 'eqno';
   eqno.textContent = '(9.9)';
   if (eqnoStyle) { eqno.setAttribute('style', eqnoStyle); box.style.position = 'relative'; }
-  box.append(eqno, document.createTextNode('\\\\[' + tex + '\\\\]'));
+  box.append(eqno);
+  box.insertAdjacentHTML('beforeend', html);
+  const style = document.createElement('style');
+  style.textContent = css;
+  document.head.append(style);
   (document.querySelector('article') || document.body).append(box);
-  await MathJax.typesetPromise([box]);
+  await document.fonts.ready;
 }"""
 
 # The state of one injected equation after its box has been scrolled as far right as it goes.
@@ -202,8 +207,10 @@ def literal_dollars(page) -> list[str]:
 
 
 def inject_equation(page, tex: str, id: str, eqno_style: str = "") -> None:
-    """Append a numbered display equation ``tex`` (Sphinx's markup, id ``id``) to the page's article; typeset it."""
-    page.evaluate(INJECT_JS, {"tex": tex, "id": id, "eqnoStyle": eqno_style})
+    """Append a numbered display equation ``tex`` (Sphinx's markup, id ``id``) to the page's article, typeset as the
+    build typesets the book's equations (:func:`typeset`)."""
+    (html,), css = typeset(tex, display=True)
+    page.evaluate(INJECT_JS, {"html": html, "css": absolute_fonts(page, css), "id": id, "eqnoStyle": eqno_style})
 
 
 def scrolls_in_its_box(state: dict) -> bool:
@@ -354,25 +361,31 @@ def test_wide_equation_scrolls_in_its_box(probe):
     assert not scrolls_in_its_box(probe.evaluate(WIDE_STATE_JS, "equation-probe-scroll"))
 
 
-def typeset_inline(*tex: str) -> tuple[list[str], str]:
-    """CHTML of inline formulas and their stylesheet, typeset as the build typesets the book (gdlab_math: MathJax in
-    node, with the ``tex`` options of ``_config.yml``, the macros' one home). Skips without node."""
+def typeset(*tex: str, display: bool = False) -> tuple[list[str], str]:
+    """CHTML of formulas (inline, or displayed) and their stylesheet, typeset as the build typesets the book
+    (gdlab_math: MathJax in node, with the ``tex`` options of ``_config.yml``, the macros' one home). Skips without
+    node."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("no node: the book's math is typeset with node (gdlab_math)")
     config = yaml.safe_load((REPO / "_config.yml").read_text())
     tex_options = config["sphinx"]["config"]["mathjax3_config"]["tex"]
     main = gdlab_offline.ensure_assets(REPO) / gdlab_offline.ASSETS / gdlab_offline.MATHJAX_NODE_MAIN
-    return gdlab_math.render([(t, False) for t in tex], tex_options, node, main)
+    return gdlab_math.render([(t, display) for t in tex], tex_options, node, main)
+
+
+def absolute_fonts(page, css: str) -> str:
+    """``css`` (from :func:`typeset`) with its font addresses, relative to ``_static/`` where the page's
+    gdlab-math.css is, made absolute for ``page``."""
+    fonts = page.evaluate("([css, rel]) => new URL(rel, document.querySelector(`link[href*='${css}']`).href).href",
+                          [gdlab_math.CSS, gdlab_math.FONT_URL])
+    return css.replace(gdlab_math.FONT_URL, fonts)
 
 
 def norm_bar_ratio(page, tex: str) -> float:
     """Height of the first delimiter of ``tex`` (say ``\\norm{u}``) over that of the parenthesis in ``(u)``."""
-    (math, paren), css = typeset_inline(tex, "(u)")
-    # the stylesheet names the fonts relative to _static/ (where the page's gdlab-math.css is): make that absolute
-    fonts = page.evaluate("([css, rel]) => new URL(rel, document.querySelector(`link[href*='${css}']`).href).href",
-                          [gdlab_math.CSS, gdlab_math.FONT_URL])
-    heights = page.evaluate(DELIMITERS_JS, [math, paren, css.replace(gdlab_math.FONT_URL, fonts)])
+    (math, paren), css = typeset(tex, "(u)")
+    heights = page.evaluate(DELIMITERS_JS, [math, paren, absolute_fonts(page, css)])
     return heights["delimiter"] / heights["paren"]
 
 
