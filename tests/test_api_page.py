@@ -23,6 +23,7 @@ from docutils.parsers.rst import Parser
 from docutils.utils import new_document
 from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.util.docutils import docutils_namespace
 from sphinx.util.inventory import InventoryFile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,9 +113,12 @@ def docstring_warnings(blocks: list[str], workdir: Path) -> list[str]:
     overrides = {"extensions": ["sphinx.ext.autodoc", "sphinxcontrib.bibtex", "gdlab_apilinks"], "nitpicky": True,
                  "bibtex_bibfiles": [str(ROOT / "book" / "references.bib")],
                  **{key: config[key] for key in ("autodoc_default_options", "nitpick_ignore_regex")}}
-    app = Sphinx(str(src), None, str(workdir / "out"), str(workdir / "doctrees"), "dummy", confoverrides=overrides,
-                 status=None, warning=warnings, freshenv=True)
-    app.build()
+    # A fresh docutils namespace (as sphinx.testing does): another Sphinx application run earlier in the same process
+    # (tests/test_states.py) has registered node classes that would otherwise clash with this one's.
+    with docutils_namespace():
+        app = Sphinx(str(src), None, str(workdir / "out"), str(workdir / "doctrees"), "dummy",
+                     confoverrides=overrides, status=None, warning=warnings, freshenv=True)
+        app.build()
     return [line for line in warnings.getvalue().splitlines() if "WARNING" in line or "ERROR" in line]
 
 

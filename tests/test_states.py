@@ -483,11 +483,15 @@ def _build(src: Path, out: Path):
     from io import StringIO
 
     from sphinx.application import Sphinx
+    from sphinx.util.docutils import docutils_namespace
 
     warnings = StringIO()
-    app = Sphinx(str(src), str(src), str(out / "html"), str(out / "doctrees"), "html", status=StringIO(),
-                 warning=warnings, freshenv=False)
-    app.build()
+    # docutils_namespace (as sphinx.testing does): the node classes this build registers are unregistered afterwards,
+    # so that a later Sphinx application in the same process (tests/test_api_page.py) does not see them.
+    with docutils_namespace():
+        app = Sphinx(str(src), str(src), str(out / "html"), str(out / "doctrees"), "html", status=StringIO(),
+                     warning=warnings, freshenv=False)
+        app.build()
     return app, warnings.getvalue()
 
 
