@@ -2,8 +2,7 @@
 
     .venv/bin/python scripts/store_outputs.py book/07_deep_linear.ipynb [more notebooks]
 
-Each notebook runs on a fresh kernel, with ``book/`` as working directory and the fixed floating-point path of
-``book/_ext/gdlab_fixed_float.py`` (the one ``pytest --nbval-lax`` and the book build use). Afterwards only the checked
+Each notebook runs on a fresh kernel, with ``book/`` as working directory. Afterwards only the checked
 cells keep their outputs and execution counts; every other cell is cleared (figures are made again by the book build,
 and a notebook stays small). A notebook whose execution fails is left unchanged and the script exits with status 1.
 """
@@ -16,9 +15,6 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
-import gdlab_fixed_float  # noqa: E402
 
 #: nbval's cell tag for "compare this cell's output with the stored one" (honoured by ``pytest --nbval-lax``); the
 #: book marks its checked cells with it, not with nbval's ``# NBVAL_CHECK_OUTPUT`` comment, which readers would see.
@@ -63,7 +59,6 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    print("floating-point path:", gdlab_fixed_float.apply() or "not fixed (not an x86-64 CPU with AVX2 and FMA)")
     return 0 if all([store(Path(a)) for a in argv]) else 1
 
 

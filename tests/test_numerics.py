@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gdlab.numerics import curvature_along, fd_grad, hessian_fd, hvp_fd, loglog_slope, relative_error, sharpness
+from gdlab.numerics import (
+    curvature_along,
+    fd_grad,
+    hessian_fd,
+    hvp_fd,
+    loglog_slope,
+    psd_sqrt,
+    relative_error,
+    sharpness,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -214,3 +223,55 @@ def test_round_off_text_prints_round_off_as_a_bound():
     assert round_off_text(float("nan")) == "nan"
     with pytest.raises(ValueError, match="floor"):
         round_off_text(1.0, floor=-1.0)
+
+
+_EIGH = np.linalg.eigh
+
+
+def _flipped_eigh(A):
+    """``np.linalg.eigh`` with every other eigenvector's sign flipped and the eigenspace of a repeated eigenvalue
+    rotated: another valid answer, as another LAPACK build may give it."""
+    lam, V = _EIGH(A)
+    V = V * np.where(np.arange(V.shape[1]) % 2 == 0, 1.0, -1.0)
+    c, s = np.cos(0.7), np.sin(0.7)
+    V[:, 1:3] = V[:, 1:3] @ np.array([[c, -s], [s, c]])  # lam[1] == lam[2] (0.5) in the matrix below
+    return lam, V
+
+
+def _psd_with_a_repeated_eigenvalue() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    return (Q * np.array([0.5, 0.5, 1.0, 2.0, 3.0, 0.0])) @ Q.T
+
+
+def test_psd_sqrt_is_the_symmetric_root_whatever_eigenvectors_lapack_returns(monkeypatch):
+    """``psd_sqrt(A)`` is symmetric, squares to ``A``, and is the same matrix (to round-off) when the eigensolver
+    returns other signs and another basis of a repeated eigenvalue's eigenspace (chapter 4's GP draws)."""
+    A = _psd_with_a_repeated_eigenvalue()
+    S = psd_sqrt(A)
+    np.testing.assert_allclose(S, S.T, atol=1e-14)
+    np.testing.assert_allclose(S @ S, A, atol=1e-13)
+    monkeypatch.setattr(np.linalg, "eigh", _flipped_eigh)
+    np.testing.assert_allclose(psd_sqrt(A), S, atol=1e-13)
+
+
+def test_power_the_factor_v_sqrt_lambda_depends_on_the_eigenvectors(monkeypatch):
+    """Power test: the non-symmetric factor ``V sqrt(Lambda)`` (what gp_residual_sup drew with before) also satisfies
+    ``F F^T = A`` but changes with the eigensolver's choices, so the invariance check above would fail for it."""
+    A = _psd_with_a_repeated_eigenvalue()
+
+    def factor(M):
+        lam, V = np.linalg.eigh(M)
+        return V * np.sqrt(np.maximum(lam, 0.0))
+
+    F = factor(A)
+    np.testing.assert_allclose(F @ F.T, A, atol=1e-13)
+    monkeypatch.setattr(np.linalg, "eigh", _flipped_eigh)
+    assert np.max(np.abs(factor(A) - F)) > 0.1
+
+
+def test_psd_sqrt_bad_inputs():
+    with pytest.raises(ValueError, match="A must be a symmetric square matrix"):
+        psd_sqrt(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="A must be a symmetric square matrix"):
+        psd_sqrt(np.array([[1.0, 2.0], [0.0, 1.0]]))

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import nets as _nets
 from ._checks import as_array, as_float, as_int, as_rng
+from .numerics import psd_sqrt
 from .runs import NOT_DIVERGED, divergence_threshold, diverges, record_steps
 
 UNIT_TOL = 1e-10  # rows of an input matrix count as unit vectors when ||x| - 1| <= UNIT_TOL
@@ -542,7 +543,6 @@ def gp_residual_sup(X, Z, draws: int, seed) -> np.ndarray:
     draws = as_int("draws", draws)
     A = np.hstack([np.eye(Z.shape[0]), -ntk_limit(Z, X) @ np.linalg.inv(ntk_limit(X))])  # r = A (g(Z), g(X))
     cov = A @ relu_gp_kernel(np.vstack([Z, X])) @ A.T
-    lam, V = np.linalg.eigh(cov)
-    root = V * np.sqrt(np.maximum(lam, 0.0))
+    root = psd_sqrt((cov + cov.T) / 2)  # unique: the same draws with any LAPACK build
     g = as_rng(seed).normal(size=(Z.shape[0], draws))
     return np.max(np.abs(root @ g), axis=0)

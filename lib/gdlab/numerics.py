@@ -144,3 +144,17 @@ def round_off_text(value: float, floor: float = ROUND_OFF, spec: str = ".1e") ->
     if not np.isfinite(value):
         return str(value)
     return format(value, spec) if abs(value) >= floor else f"< {floor:.0e} (round-off)"
+
+
+def psd_sqrt(A) -> np.ndarray:
+    """The symmetric square root ``V sqrt(Lambda) V^T`` of a symmetric positive semi-definite ``A`` (n, n); negative
+    round-off eigenvalues count as 0 (chapter 4's Gaussian-process draws).
+
+    Unlike the factor ``V sqrt(Lambda)``, it does not depend on which signs and which bases of repeated eigenvalues'
+    eigenspaces the LAPACK build returns, so samples ``psd_sqrt(A) @ g`` of ``N(0, A)`` are the same numbers, up to
+    round-off, with any numpy (the live site's included)."""
+    A = as_array("A", A, ndim=2)
+    if A.shape[0] != A.shape[1] or not np.allclose(A, A.T, rtol=1e-12, atol=0.0):
+        raise ValueError(f"A must be a symmetric square matrix, got shape {A.shape}")
+    lam, V = np.linalg.eigh(A)
+    return (V * np.sqrt(np.maximum(lam, 0.0))) @ V.T

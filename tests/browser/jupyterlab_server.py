@@ -44,8 +44,8 @@ LAB_SETTINGS = {
 }
 
 #: Environment variables of the test run that a student's shell does not have and that change what the notebooks do:
-#: the book build's static explorers, and the fixed floating-point path that the root conftest.py sets for nbval.
-SCRUBBED_ENV = ("GDLAB_STATIC_EXPLORERS", "OPENBLAS_CORETYPE", "NPY_ENABLE_CPU_FEATURES", "JUPYTER_PATH",
+#: the book build's static explorers and the test's own Jupyter and matplotlib settings.
+SCRUBBED_ENV = ("GDLAB_STATIC_EXPLORERS", "JUPYTER_PATH",
                 "JUPYTER_CONFIG_PATH", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR", "MPLBACKEND")
 
 STARTUP_TIMEOUT_S = 90
