@@ -35,6 +35,8 @@ import math
 
 import numpy as np
 
+from ._checks import as_int
+
 #: The sentinel of ``diverged_at``: the run did not diverge.
 NOT_DIVERGED = -1
 
@@ -64,7 +66,7 @@ def diverges(loss, threshold):
 def diverged_text(diverged_at) -> str:
     """``"diverged at step k"`` for a run with ``diverged_at = k >= 0``, ``""`` for one that did not diverge: the words
     every figure and status line uses."""
-    k = int(diverged_at)
+    k = as_int("diverged_at", diverged_at, low=NOT_DIVERGED)
     return f"diverged at step {k}" if k != NOT_DIVERGED else ""
 
 
@@ -79,5 +81,7 @@ def divergence_rule(loss: str = "f(w_k)", start: str = "f(w_0)") -> str:
 
 def record_steps(steps: int, records: int) -> np.ndarray:
     """About ``records`` step indices from 0 to ``steps`` (both included), spaced evenly: the steps ``k`` at which a
-    runner that records ``records`` of its ``steps + 1`` iterates records them (chapters 4, 5 and 7)."""
+    runner that records ``records`` of its ``steps + 1`` iterates records them (chapters 4, 5 and 7). ``steps >= 0``,
+    ``records >= 1`` (one record: step 0)."""
+    steps, records = as_int("steps", steps, low=0), as_int("records", records, low=1)
     return np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int))
