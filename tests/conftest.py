@@ -3,11 +3,40 @@
 ``grad_report`` collects the worst relative error of every hand-derived gradient against central finite
 differences (and of the other numerical checks); the values are printed in pytest's terminal summary, so a
 run shows how close each gradient is, not just that it passed.
+
+Bad-input tests run with warnings as errors (design.md, "Bad input": a bad argument raises ``ValueError`` before
+any computation, so before any overflow or invalid-value warning). The rule is applied here, once, by
+:func:`pytest_collection_modifyitems`: every test function whose source contains ``pytest.raises(ValueError`` gets
+``@pytest.mark.filterwarnings("error")`` (the same as ``-W error`` for that test). A filter that a test or its module
+states itself (``filterwarnings("ignore:...")``) still takes precedence for the warnings it names.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
+
+#: What marks a bad-input test: the text that :func:`bad_input_test` looks for in a test function's source.
+BAD_INPUT = "pytest.raises(ValueError"
+
+
+def bad_input_test(function) -> bool:
+    """Whether ``function`` (a test function) checks that a bad input raises ``ValueError``."""
+    try:
+        return BAD_INPUT in inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects: `pytest -m filterwarnings` runs the bad-input tests
+def pytest_collection_modifyitems(items):
+    """Bad-input tests (:func:`bad_input_test`) run with warnings as errors (see the module docstring)."""
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is not None and bad_input_test(function):
+            # prepended: the test's and its module's own filterwarnings marks are applied after it, so they win
+            item.add_marker(pytest.mark.filterwarnings("error"), append=False)
 
 _WORST: dict[str, tuple[float, int]] = {}
 

@@ -71,6 +71,13 @@ def test_explorer_status_says_where_training_diverged_never_nan():
     res = ch04.run(m=300, eta=10**0.5, steps=100, draw=0)
     assert res.run.k.size == res.run.diverged_at and np.all(np.isfinite(res.run.loss))
     assert len(view._loss.get_xdata()) == res.run.diverged_at
+    # the loss panel: the steps before the divergence (a dot each, the time axis ends just after them) and why
+    ax_l = fig.axes[0]
+    assert view._loss.get_marker() == "o" and ax_l.get_xlim()[1] == pytest.approx(1.05 * res.run.diverged_at * 10**0.5)
+    said = [t.get_text() for t in ax_l.texts if t.get_visible()]
+    assert said == [f"GD diverged at step {res.run.diverged_at}:\nL(t) not finite or\nabove 1e6 (1 + |L(0)|)"]
+    view.update()
+    assert view._loss.get_marker() == "None" and not any(t.get_visible() for t in ax_l.texts)
 
 
 # --- power tests: every check of the chapter, run on a deliberately wrong variant, fails ----------------------

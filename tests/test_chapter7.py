@@ -41,6 +41,27 @@ def test_divergence_is_reported():
     assert "2 / lambda_max at the start" in _status(fig) and "eta lambda_max" in _status(fig)
 
 
+def test_a_divergence_at_step_1_is_a_dot_and_a_message_on_each_panel():
+    """Found by tests/test_explorer_fuzz.py: a run that diverges at step 1 records one point, which a line without
+    markers does not draw, so both panels were empty and said nothing. Now each panel shows the point (inside the
+    view) and says where the run diverged; the loss panel also says why."""
+    view = plots.ch07.View()
+    settings = {"depth": 6, "eta": 1.0, "scale": 10**0.3, "init": "balanced", "draw": 0}
+    fig = view.update(**settings)
+    assert ch07.run(**settings).run.diverged_at == 1
+    for ax in fig.axes:
+        (line,) = ax.lines
+        assert line.get_marker() == "o" and len(line.get_xdata()) == 1
+        assert ax.get_xlim()[0] < 0.0 < ax.get_xlim()[1]
+        said = [t.get_text() for t in ax.texts if t.get_visible()]
+        assert len(said) == 1 and said[0].startswith("diverged at step 1")
+    assert "not finite or" in fig.axes[0].texts[0].get_text()
+    fig = view.update()
+    assert all(line.get_marker() == "None" for ax in fig.axes for line in ax.lines)
+    assert not any(t.get_visible() for ax in fig.axes for t in ax.texts)
+    assert fig.axes[0].get_xlim() == (0.0, ch07.STEPS)
+
+
 def test_chapter_figures_draw_on_small_inputs():
     X, Y, _ = deeplinear.whitened_data(2, 4, (1.0, 0.5), seed=0)
     W0 = deeplinear.balanced_init((2, 2, 2), 1.0, seed=0)

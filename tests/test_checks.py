@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from gdlab._checks import as_array, as_float, as_int, as_rng
@@ -33,6 +35,20 @@ def test_as_array_rejects_wrong_ndim_and_shape():
         as_array("s", [1.0, None, "x"])
 
 
+@pytest.mark.parametrize("bad", [np.array([1.0 + 2.0j]), np.complex64(1.0), np.array([1.0 + 0.0j])])
+def test_as_array_rejects_complex_arrays_without_a_warning(bad):
+    """A complex numpy array is refused, not cast to its real part with a ComplexWarning (this test runs with
+    warnings as errors, tests/conftest.py)."""
+    with pytest.raises(ValueError, match=r"^z must be an array of real numbers; got complex values"):
+        as_array("z", bad)
+
+
+@pytest.mark.parametrize("bad", [10**400, [1.0, -(10**400)], np.array([10**400], dtype=object)])
+def test_as_array_rejects_ints_beyond_the_float_range(bad):
+    with pytest.raises(ValueError, match=r"^x must contain only finite values .* beyond the float range"):
+        as_array("x", bad)
+
+
 def test_as_int():
     assert as_int("k", 3) == 3
     assert as_int("k", np.int64(7)) == 7
@@ -56,6 +72,26 @@ def test_as_float():
         as_float("rtol", 2.0, high=1.0)
     with pytest.raises(ValueError, match=r"^x must be a finite number in \(0, 1\)"):
         as_float("x", 1.0, high=1.0, high_open=True)
+    for huge in (10**400, -(10**400)):  # a Python int beyond the float range: a ValueError, not an OverflowError
+        with pytest.raises(ValueError, match=r"^eta must be a finite number in \(0, inf\]; got an integer beyond"):
+            as_float("eta", huge)
+
+
+def test_bad_input_tests_run_with_warnings_as_errors():
+    """tests/conftest.py marks every test that checks a bad input with filterwarnings("error"), this one included."""
+    with pytest.raises(ValueError, match="^k must be"):
+        as_int("k", 0)
+    with pytest.raises(UserWarning, match="an error here"):
+        warnings.warn("a warning is an error here", UserWarning, stacklevel=1)
+
+
+def test_power_other_tests_keep_the_default_warning_filters(request):
+    """A test that checks no bad input is not marked, so the conftest rule is what marks the one above."""
+    assert request.node.get_closest_marker("filterwarnings") is None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("only recorded", UserWarning, stacklevel=1)
+    assert len(caught) == 1
 
 
 def test_as_rng():

@@ -590,6 +590,16 @@ def test_threshold_and_the_divergence_test():
     assert runs.diverged_text(4) == "diverged at step 4" and runs.diverged_text(runs.NOT_DIVERGED) == ""
 
 
+def test_the_rule_in_words_is_the_threshold_of_diverges(monkeypatch):
+    """:func:`gdlab.runs.divergence_rule`, what the explorers print for why a run diverged, reads the one factor."""
+    assert runs.divergence_rule() == "f(w_k) not finite or above 1e6 (1 + |f(w_0)|)"
+    assert runs.divergence_rule("L(t)", "L(0)") == "L(t) not finite or above 1e6 (1 + |L(0)|)"
+    monkeypatch.setattr(runs, "DIVERGENCE_FACTOR", 1e3)
+    assert runs.divergence_rule("loss", "L(0)") == "loss not finite or above 1e3 (1 + |L(0)|)"
+    monkeypatch.setattr(runs, "DIVERGENCE_FACTOR", 2.5e12)
+    assert "above 2.5e12 (1 + " in runs.divergence_rule()
+
+
 def test_record_steps():
     for steps, records in [(0, 2), (1, 50), (10, 3), (100, 50), (7, 7), (7, 8), (1000, 2)]:
         k = runs.record_steps(steps, records)

@@ -87,6 +87,10 @@ def test_log_control_takes_a_rounded_end_as_the_end():
     ({"x": float("nan")}, r"x must be a number in \[-1, 1\]; got nan"),
     ({"x": float("inf")}, "x must be a number"),
     ({"kind": "d"}, "kind must be one of 'a', 'b', 'c'; got 'd'"),
+    ({"n": 10**400}, r"n must be an integer in \[1, 50\]; got 1000"),  # beyond the float range: no OverflowError
+    ({"n": -(10**400)}, r"n must be an integer in \[1, 50\]; got -1000"),
+    ({"eta": 10**400}, r"eta must be a number in \[0.001, 1\]; got 1000"),
+    ({"x": -(10**400)}, r"x must be a number in \[-1, 1\]; got -1000"),
     ({"size": 3}, r"unknown setting\(s\) \['size'\]; the settings are \['kind', 'n', 'eta', 'x'\]"),
 ])
 def test_bind_errors_name_the_control_and_its_range(settings, words):

@@ -16,10 +16,16 @@ def as_array(name: str, value, shape: Sequence[int | None] | None = None, ndim: 
 
     ``shape`` may contain ``None`` for a free axis. Raises ``ValueError`` naming ``name``.
     """
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and np.issubdtype(dtype, np.complexfloating):  # not a silent cast (a ComplexWarning)
+        raise ValueError(f"{name} must be an array of real numbers; got complex values ({dtype})")
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be an array of real numbers; got {type(value).__name__}") from exc
+    except OverflowError as exc:  # a Python int beyond the float range
+        raise ValueError(f"{name} must contain only finite values (no NaN or inf); got a number beyond the float "
+                         "range") from exc
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s); got shape {arr.shape}")
     if shape is not None:
@@ -46,13 +52,18 @@ def as_float(name: str, value, low: float = 0.0, high: float = np.inf, *, low_op
     """Return ``value`` as a finite float in the interval ``(low, high]`` (openness set by the flags)."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ValueError(f"{name} must be a real number; got {value!r}")
-    value = float(value)
-    lo_ok = value > low if low_open else value >= low
-    hi_ok = value < high if high_open else value <= high
-    if not (np.isfinite(value) and lo_ok and hi_ok):
-        interval = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
-        raise ValueError(f"{name} must be a finite number in {interval}; got {value!r}")
-    return value
+    try:
+        value = float(value)
+    except OverflowError:  # a Python int beyond the float range
+        got = "an integer beyond the float range"
+    else:
+        lo_ok = value > low if low_open else value >= low
+        hi_ok = value < high if high_open else value <= high
+        if np.isfinite(value) and lo_ok and hi_ok:
+            return value
+        got = repr(value)
+    interval = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
+    raise ValueError(f"{name} must be a finite number in {interval}; got {got}")
 
 
 def as_rng(seed) -> np.random.Generator:

@@ -406,13 +406,17 @@ class OnePointRuns:
         return np.all(self.a <= 0.0, axis=2)
 
     def M(self, i: int) -> np.ndarray:
-        """(B, k, m) first layers at record ``i``."""
+        """(B, k, m) first layers at record ``i`` (an int in ``[-T, T - 1]``, counted from the end if negative)."""
+        T = self.a.shape[0]
+        i = as_int("i", i, low=-T, high=T - 1)
         return self.M0 + np.einsum("bk,bm->bkm", self.a[i] - self.a[0], self.x) / self.m
 
     def w(self, i: int) -> np.ndarray:
-        """(B, k m + n k) flat parameter vectors at record ``i`` (the packing of :func:`gdlab.nets.mlp_pack`)."""
+        """(B, k m + n k) flat parameter vectors at record ``i`` (the packing of :func:`gdlab.nets.mlp_pack`; ``i`` as
+        in :meth:`M`)."""
         B = self.x.shape[0]
-        return np.concatenate([self.M(i).reshape(B, -1), self.N[i].reshape(B, -1)], axis=1)
+        M = self.M(i)
+        return np.concatenate([M.reshape(B, -1), self.N[i].reshape(B, -1)], axis=1)
 
 
 def _one_point_fields(a, N, q, m, with_grad_sq: bool = True):

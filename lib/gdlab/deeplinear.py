@@ -16,6 +16,7 @@ chapter 7 measures (:cite:`nguegnang2024convergence`, :cite:`arora2018optimizati
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
@@ -499,7 +500,10 @@ class AroraConditions(NamedTuple):
     rate: float
 
     def hold(self, eta: float) -> bool:
-        """Whether the theorem's hypotheses hold for the constant step ``eta``."""
+        """Whether the theorem's hypotheses hold for the constant step ``eta`` (a real number; they need
+        ``0 < eta <= eta_max``, which no step meets when ``eta_max`` is NaN)."""
+        if isinstance(eta, bool) or not isinstance(eta, Real):
+            raise ValueError(f"eta must be a real number; got {eta!r}")
         return bool(self.c > 0 and self.widths_ok and self.delta <= self.delta_max and 0 < eta <= self.eta_max)
 
 
@@ -617,6 +621,8 @@ def end_to_end_flow(W0, X, Y, N: int, t_eval, rtol: float = 1e-10, atol: float =
 
 def product_path(flow_: FactorFlow) -> np.ndarray:
     """The end-to-end matrices ``W_N ... W_1`` along a :class:`FactorFlow`; returns (T, d_N, d_0)."""
+    if not isinstance(flow_, FactorFlow):
+        raise ValueError(f"flow_ must be a FactorFlow returned by factor_flow; got {type(flow_).__name__}")
     return np.array([deep_linear_product(Ws) for Ws in flow_.Ws])
 
 

@@ -457,7 +457,10 @@ class QuadraticProblem:
 
     def coordinates(self, w) -> np.ndarray:
         """Coordinates ``Q^T w`` in the eigenbasis; ``w`` (..., d) -> (..., d)."""
-        return np.asarray(w, dtype=float) @ self.Q
+        w = as_array("w", w)
+        if w.ndim == 0 or w.shape[-1] != self.dim:
+            raise ValueError(f"w must have shape (..., {self.dim}); got {w.shape}")
+        return w @ self.Q
 
     def flow(self, w0, t) -> np.ndarray:
         """The exact gradient flow ``gamma(t) = Q exp(-t diag(eigenvalues)) Q^T w0`` at times ``t`` (T,) -> (T, d)."""

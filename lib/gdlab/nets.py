@@ -155,7 +155,9 @@ def _mlp_grad(M: np.ndarray, N: np.ndarray, x: np.ndarray, q: np.ndarray) -> MLP
 
 
 def mlp_pack(M, N) -> np.ndarray:
-    """Flat parameter vector ``w = (vec M, vec N)`` of length ``k m + n k``."""
+    """Flat parameter vector ``w = (vec M, vec N)`` of length ``k m + n k`` from ``M`` (k, m) and ``N`` (n, k)."""
+    M = as_array("M", M, ndim=2)
+    N = as_array("N", N, shape=(None, M.shape[0]))
     return pack([M, N])
 
 
@@ -229,7 +231,7 @@ def mlp_piece_hessian(problem: MLPProblem, w, h: float = 1e-4) -> np.ndarray:
         M, N = problem.unpack(v)
         b = active * (M @ x)
         y_hat = N @ b - q
-        return mlp_pack((active * (N.T @ y_hat)) @ x.T, y_hat @ b.T)
+        return pack([(active * (N.T @ y_hat)) @ x.T, y_hat @ b.T])  # mlp_pack unchecked: one call per difference
 
     return hessian_fd(piece_grad, w, h)
 

@@ -9,7 +9,8 @@ the explorers' ``experiments.chNN.run``) all follow it:
 * **Divergence.** A run diverges at the first step ``k`` at which its loss ``f(w_k)`` is not finite or is above
   ``divergence_threshold(f(w_0)) = DIVERGENCE_FACTOR (1 + |f(w_0)|)`` (:func:`diverges`; a loss equal to the threshold
   has not diverged), or at which the iterate or the gradient there is not finite (on the chain of saddles: the
-  iterate has left the domains where ``f`` is defined; ``f`` is NaN there).
+  iterate has left the domains where ``f`` is defined; ``f`` is NaN there). Figures say it with
+  :func:`diverged_text` (where) and :func:`divergence_rule` (why, in words).
 * **One field, one sentinel.** That step is the result's ``diverged_at``: an int for one run, an int array (B,) for a
   batch of B runs, :data:`NOT_DIVERGED` (-1) where the run never diverged. Result classes derive ``diverged``
   (``diverged_at >= 0``) from it; no second stored field says the same thing.
@@ -33,6 +34,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from ._checks import as_int
 
 #: The sentinel of ``diverged_at``: the run did not diverge.
 NOT_DIVERGED = -1
@@ -63,11 +66,22 @@ def diverges(loss, threshold):
 def diverged_text(diverged_at) -> str:
     """``"diverged at step k"`` for a run with ``diverged_at = k >= 0``, ``""`` for one that did not diverge: the words
     every figure and status line uses."""
-    k = int(diverged_at)
+    k = as_int("diverged_at", diverged_at, low=NOT_DIVERGED)
     return f"diverged at step {k}" if k != NOT_DIVERGED else ""
+
+
+def divergence_rule(loss: str = "f(w_k)", start: str = "f(w_0)") -> str:
+    """The rule of :func:`diverges` in words, for a figure: ``"f(w_k) not finite or above 1e6 (1 + |f(w_0)|)"`` with
+    the names a chapter gives its loss at step k (``loss``) and at the start (``start``); the factor is
+    :data:`DIVERGENCE_FACTOR`."""
+    mantissa, exponent = f"{DIVERGENCE_FACTOR:.6e}".split("e")
+    factor = f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"  # 1e6, 2.5e12
+    return f"{loss} not finite or above {factor} (1 + |{start}|)"
 
 
 def record_steps(steps: int, records: int) -> np.ndarray:
     """About ``records`` step indices from 0 to ``steps`` (both included), spaced evenly: the steps ``k`` at which a
-    runner that records ``records`` of its ``steps + 1`` iterates records them (chapters 4, 5 and 7)."""
+    runner that records ``records`` of its ``steps + 1`` iterates records them (chapters 4, 5 and 7). ``steps >= 0``,
+    ``records >= 1`` (one record: step 0)."""
+    steps, records = as_int("steps", steps, low=0), as_int("records", records, low=1)
     return np.unique(np.linspace(0, steps, min(records, steps + 1)).round().astype(int))

@@ -95,12 +95,17 @@ class Control:
             raise bad
         if isinstance(value, bool) or not isinstance(value, Real):
             raise bad
-        if self.kind == "int":
-            if not (isinstance(value, Integral) or float(value).is_integer()):
-                raise bad
-            value = int(value)
-        else:
+        try:  # a Python int beyond the float range: out of range too, not an OverflowError
+            if self.kind == "int":
+                if not (isinstance(value, Integral) or float(value).is_integer()):
+                    raise bad
+                value = int(value)
+                if not self.low <= value <= self.high:
+                    raise bad
+                return value
             value = float(value)
+        except OverflowError:
+            raise bad from None
         if self.kind == "log":
             for end in (self.low, self.high):
                 if abs(value - end) <= LOG_SLACK * end:

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._checks import as_float
 from ..landscapes import LANDSCAPES, Paths, descent_paths, get_landscape, lipschitz_on_box, local_stability
 from ..spec import Control, Spec
 
@@ -49,7 +50,10 @@ def step_regime(eta: float, global_limit: float, local_limit: float) -> str:
 
     Below the global limit every step from anywhere in the box decreases the loss (sufficient); below the local
     limit the minimum attracts the starts near it (what decides convergence there); above it the minimum is unstable.
+    All three are positive numbers.
     """
+    eta, global_limit, local_limit = (as_float(name, value) for name, value in
+                                      (("eta", eta), ("global_limit", global_limit), ("local_limit", local_limit)))
     if eta < min(global_limit, local_limit):
         return "below both limits"
     if eta < local_limit:

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import nets, ntk
+from .._checks import as_array
 from ..spec import Control, Spec
 
 #: The explorer's data: seven inputs on the unit circle at these angles (no two parallel; lambda_0 = 0.050), targets
@@ -33,7 +34,8 @@ SPEC = Spec((
 
 
 def targets(theta):
-    """Targets ``y = sin(theta) + cos(2 theta) / 2`` of the chapter-4 circle examples."""
+    """Targets ``y = sin(theta) + cos(2 theta) / 2`` of the chapter-4 circle examples (``theta``: finite angles)."""
+    theta = as_array("theta", theta)
     return np.sin(theta) + 0.5 * np.cos(2.0 * theta)
 
 

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import params
+from .._checks import as_int
 from ..runs import diverged_text
 from ..spec import Control, Spec
 
@@ -49,7 +50,10 @@ class Run(NamedTuple):
 
 def data(n_points: int, kind: str, draw: int) -> tuple[np.ndarray, np.ndarray]:
     """The explorer's inputs ``X`` (n_points, M) and targets ``Y`` (n_points, Q): ``kind`` "generic", or "clustered"
-    in 2 clusters; draw ``draw`` (seed ``1000 + draw``)."""
+    in 2 clusters; draw ``draw`` >= 0 (seed ``1000 + draw``)."""
+    n_points, draw = as_int("n_points", n_points), as_int("draw", draw, low=0)
+    if kind not in ("generic", "clustered"):
+        raise ValueError(f"kind must be 'generic' or 'clustered'; got {kind!r}")
     if kind == "generic":
         return params.generic_data(n_points, M, Q, 1000 + draw)
     return params.clustered_data(n_points, M, Q, min(2, n_points), 1000 + draw)

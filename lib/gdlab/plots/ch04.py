@@ -5,11 +5,14 @@ chapter's explorer (:class:`View`).
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator
 
 from ..experiments import ch04
+from ..runs import divergence_rule
 from .style import (
     COLORS,
     ExplorerView,
@@ -163,6 +166,8 @@ class View(ExplorerView):
     training, the kernel predictor for the same training, the initial function and the data. The line above gives the
     kernel's relative change ``|H(T) - H(0)|_F / |H(0)|_F``, the fraction of flipped activation patterns and the
     largest gap between net and predictor: numbers, not a third panel, because every axis costs ~15 ms per redraw.
+    A run that diverged has no trained net (no gap is printed): the loss panel shows the steps before the divergence,
+    a dot each, and says where and why it diverged (:func:`gdlab.runs.divergence_rule`).
     """
 
     run = staticmethod(ch04.run)
@@ -198,17 +203,26 @@ class View(ExplorerView):
         self._note = ax_f.text(0.5, 0.5, "", transform=ax_f.transAxes, ha="center", va="center", fontsize=9,
                                color=COLORS["bound"], visible=False,
                                bbox={"facecolor": "white", "edgecolor": COLORS["bound"]})
+        # a diverged run on the loss panel: why its curve stops, top left (the curve ends high, at the right)
+        self._div = ax_l.text(0.03, 0.96, "", transform=ax_l.transAxes, ha="left", va="top", fontsize=9,
+                              color=COLORS["bound"], visible=False,
+                              bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": COLORS["bound"]})
 
     def _draw(self, res: ch04.Run) -> str:
         s, run = res.settings, res.run
         eta, steps = s["eta"], s["steps"]
         ax_l, ax_f = self._axes
-        t_end = max(steps * eta, 1e-12)
+        # the time axis: the whole run, or (diverged) the steps before the divergence, each drawn as a dot
+        t_end = 1.05 * run.diverged_at * eta if run.diverged else max(steps * eta, 1e-12)
         t, ratio = finite_part(run.t, run.loss / run.loss[0])
         ratio = np.maximum(ratio, 1e-16)
         lam_low = max(float(np.min(run.lambda_min)), 0.0)
         tt = np.linspace(0.0, t_end, 60)
         self._loss.set_data(t, ratio)
+        self._loss.set_marker("o" if run.diverged else "None")  # every step recorded up to the divergence: a dot each
+        self._loss.set_markersize(3)
+        why = textwrap.wrap(divergence_rule("L(t)", "L(0)"), 22)
+        self._div.set(text="\n".join([f"GD {diverged_label(run)}:", *why]), visible=run.diverged)
         self._low.set_data(tt, np.maximum(np.exp(-2 * lam_low * tt), 1e-16))
         self._du.set_data(tt, np.maximum(np.exp(-res.lam0 * tt), 1e-16))
         ax_l.set(xlim=(0, t_end), ylim=(max(1e-16, 0.3 * float(ratio.min())), max(3.0, 3.0 * float(ratio.max()))))

@@ -4,10 +4,14 @@ the sharpness along a run, decaying steps, and the chapter's explorer (:class:`V
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..experiments import ch07
+from ..runs import divergence_rule
 from .style import COLORS, ExplorerView, diverged_label, explorer_log_y, finite_part, new_figure, one_line, plain_log
 
 
@@ -75,7 +79,9 @@ class View(ExplorerView):
     """The chapter-7 explorer's figure (:class:`gdlab.plots.style.ExplorerView`; settings of
     :data:`gdlab.experiments.ch07.SPEC`): loss (left) and balancedness constant delta (right) against the step, both
     log scale; the status line compares eta with 2 / lambda_max at the start and reports eta lambda_max at the end
-    (below 2 where gradient descent settled)."""
+    (below 2 where gradient descent settled). A diverged run (every step recorded up to the divergence) is drawn as a
+    dot per step over the steps before the divergence, each panel saying where it diverged and the loss panel why
+    (:func:`gdlab.runs.divergence_rule`): a divergence at step 1 leaves a single point per panel."""
 
     run = staticmethod(ch07.run)
     SIZE = (8.0, 3.4)
@@ -88,6 +94,7 @@ class View(ExplorerView):
         self._ax_d = ax_d = fig.add_axes((0.59, 0.14, 0.38, 0.64))
         for ax in (ax_l, ax_d):
             explorer_log_y(ax, y_ticks=4, x_ticks=3)
+            ax.xaxis.set_major_locator(MaxNLocator(3, integer=True))  # steps (a diverged run shows few of them)
             ax.set_xlim(0, ch07.STEPS)
         (self._loss,) = ax_l.plot([], [], color=COLORS["run"], lw=1.6)
         (self._delta,) = ax_d.plot([], [], color=COLORS["bound2"], lw=1.6)
@@ -95,6 +102,12 @@ class View(ExplorerView):
         fig.text(0.60, 0.8, "balancedness delta", fontsize=9)
         fig.text(0.5, 0.01, "step", ha="center", fontsize=9)
         self._status = fig.text(0.5, 0.9, "", ha="center", fontsize=9)
+        # a diverged run: the message on each panel (a divergence at step 1 leaves one recorded point per panel), top
+        # left, where a run that blows up draws nothing (it ends high, at the right)
+        self._div = [ax.text(0.03, 0.96, "", transform=ax.transAxes, ha="left", va="top", fontsize=9,
+                             color=COLORS["bound"], visible=False,
+                             bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": COLORS["bound"]})
+                     for ax in (ax_l, ax_d)]
 
     def _draw(self, res: ch07.Run) -> str:
         s, run = res.settings, res.run
@@ -105,6 +118,18 @@ class View(ExplorerView):
         kd, delta = finite_part(run.k.astype(float), np.maximum(run.delta, 1e-17))
         self._delta.set_data(kd, delta)
         self._ax_d.set_ylim(max(1e-17, 0.3 * float(delta.min())), 3.0 * float(delta.max()))
+        diverged = run.diverged_at >= 0
+        # a diverged run is recorded at every step up to its divergence: each step a dot, the steps before it shown
+        span = max(run.diverged_at, 1) if diverged else ch07.STEPS
+        for line in (self._loss, self._delta):
+            line.set_marker("o" if diverged else "None")
+            line.set_markersize(3)
+        for ax in (self._ax_l, self._ax_d):
+            ax.set_xlim(-0.05 * span if diverged else 0, 1.05 * span if diverged else span)
+        notes = ("\n".join([f"{diverged_label(run)}:", *textwrap.wrap(divergence_rule("loss", "L(0)"), 22)]),
+                 diverged_label(run))
+        for text, note in zip(self._div, notes, strict=True):
+            text.set(text=note, visible=diverged)
         head = f"N = {s['depth']}, eta = {s['eta']:.3g}; 2 / lambda_max at the start = {2 / res.sharp_start:.3g}"
         if run.diverged_at >= 0:
             self._status.set(text=f"{head}; {diverged_label(run)}", color=COLORS["bound"])
