@@ -890,7 +890,9 @@ def test_sgld_on_a_quadratic_has_the_exact_gaussian_law(a_lam):
     se = np.sqrt(2 / n)
     assert abs(np.var(X) / v - 1) <= 5 * se
     assert abs(np.mean(X)) <= 5 * np.sqrt(v / n)
-    assert stats.kstest(X, "norm", args=(0, np.sqrt(v))).statistic <= KS_999 / np.sqrt(n)
+    # a frozen law's cdf, not "norm" with args=(loc, scale): scipy 1.18 sends those args to the standard normal's cdf
+    # and raises (scipy issue 25448)
+    assert stats.kstest(X, stats.norm(0, np.sqrt(v)).cdf).statistic <= KS_999 / np.sqrt(n)
     v_gibbs = eps**2 / (2 * lam)
     bias = a_lam / (2 - a_lam)  # v / v_gibbs - 1
     assert abs(np.var(X) / v_gibbs - 1) <= bias + 5 * se * (1 + bias)

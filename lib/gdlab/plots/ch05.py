@@ -38,8 +38,10 @@ def transition_figure(ratio, fraction, low, high, n_points):
     palette = (COLORS["run"], COLORS["flow"], COLORS["bound"], COLORS["bound2"], COLORS["gd"])
     for i, n in enumerate(dict.fromkeys(n_points.tolist())):
         sel, color = n_points == n, palette[i % len(palette)]
-        ax.errorbar(ratio[sel], frac[sel], yerr=(frac[sel] - low[sel], high[sel] - frac[sel]), fmt="o-",
-                    color=color, capsize=2, ms=4, label=f"N = {n}")
+        # yerr as one (2, n) array, not a tuple of two: matplotlib calls math.isfinite on a tuple's first element,
+        # which for a single point is a 1-element array: a DeprecationWarning with numpy < 2.4 (a TypeError after).
+        yerr = np.array([frac[sel] - low[sel], high[sel] - frac[sel]])
+        ax.errorbar(ratio[sel], frac[sel], yerr=yerr, fmt="o-", color=color, capsize=2, ms=4, label=f"N = {n}")
     ax.axvline(1.0, color="0.5", ls="--", lw=1)
     ax.set(xlabel="K / (QN)", ylabel="fraction of draws with zero cost", ylim=(-0.03, 1.03))
     ax.legend(frameon=False, fontsize="x-small")
