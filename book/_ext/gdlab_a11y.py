@@ -22,8 +22,9 @@ Both files sit next to this one and are copied to ``_static/`` at the end of an 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+
+from gdlab_assets import copy_to_static
 
 ASSETS = [Path(__file__).with_name(f"gdlab_a11y.{ext}") for ext in ("css", "js")]
 
@@ -47,16 +48,8 @@ def on_page_context(app, pagename, templatename, context, doctree) -> None:
         context["body"] = fix_body(context["body"])
 
 
-def copy_assets(app, exception) -> None:
-    """``build-finished``: put the style sheet and the script into ``_static/`` (only when they changed)."""
-    if exception is not None or app.builder.format != "html":
-        return
-    static = Path(app.outdir) / "_static"
-    static.mkdir(parents=True, exist_ok=True)
-    for asset in ASSETS:
-        target = static / asset.name
-        if not target.is_file() or target.read_bytes() != asset.read_bytes():
-            shutil.copyfile(asset, target)
+#: ``build-finished``: put the style sheet and the script into ``_static/`` (only when they changed).
+copy_assets = copy_to_static(*ASSETS)
 
 
 def setup(app) -> dict:

@@ -7,18 +7,15 @@ themselves are broken in the sources so that they fit a 390 px phone; ``tests/br
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+
+from gdlab_assets import copy_to_static
 
 CSS = Path(__file__).with_name("gdlab_equations.css")
 
 
-def copy_css(app, exception) -> None:
-    """Copy the style sheet into the HTML build's ``_static/`` once the build has succeeded."""
-    if exception is None and app.builder.format == "html":
-        static = Path(app.outdir) / "_static"
-        static.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(CSS, static / CSS.name)
+#: ``build-finished``: copy the style sheet into the HTML build's ``_static/`` once the build has succeeded.
+copy_css = copy_to_static(CSS)
 
 
 def setup(app) -> dict:

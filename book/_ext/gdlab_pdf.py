@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from docutils import nodes
+from gdlab_assets import copy_changed, html_succeeded
 from sphinx.application import Sphinx
 from sphinx.util import logging
 
@@ -163,9 +164,9 @@ def report_missing(app: Sphinx) -> None:
 
 def copy_files(app: Sphinx, exception) -> None:
     """Copy the available PDFs into the site's ``pdf/`` folder, and the menu's script into ``_static/``."""
-    if exception is not None or app.builder.format != "html":
+    if not html_succeeded(app, exception):
         return
-    shutil.copyfile(SCRIPT, Path(app.outdir) / "_static" / SCRIPT.name)
+    copy_changed([SCRIPT], Path(app.outdir) / "_static")
     target = Path(app.outdir) / SITE_DIR
     for edition, path in available(Path(app.srcdir), app.config.gdlab_pdf_editions).items():
         target.mkdir(exist_ok=True)

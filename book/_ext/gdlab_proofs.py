@@ -29,10 +29,10 @@ sphinx-proof's "Proof." once. In Jupyter Lab, jupyterlab-myst (2.7) folds a ``{p
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from docutils import nodes
+from gdlab_assets import copy_to_static
 from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx_proof.nodes import proof_node
@@ -113,16 +113,8 @@ class FoldProofs(SphinxPostTransform):
             fold(proof, taken)
 
 
-def copy_assets(app: Sphinx, exception) -> None:
-    """``build-finished``: put the style sheet and the script into ``_static/`` (only when they changed)."""
-    if exception is not None or app.builder.format != "html":
-        return
-    static = Path(app.outdir) / "_static"
-    static.mkdir(parents=True, exist_ok=True)
-    for asset in ASSETS:
-        target = static / asset.name
-        if not target.is_file() or target.read_bytes() != asset.read_bytes():
-            shutil.copyfile(asset, target)
+#: ``build-finished``: put the style sheet and the script into ``_static/`` (only when they changed).
+copy_assets = copy_to_static(*ASSETS)
 
 
 def setup(app: Sphinx) -> dict:

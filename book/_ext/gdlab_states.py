@@ -60,6 +60,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from gdlab_assets import copy_changed
+
 #: Bump when the rendering or the manifest format changes: every cached state is then drawn again.
 FORMAT = 3
 #: Colours of a state's PNG: a palette of at most this many (:func:`palette_png`).
@@ -751,11 +753,7 @@ def on_env_updated(app, env) -> None:
     static = Path(app.outdir) / "_static"
     used = {n: manifests[n] for n in wanted if n in manifests}
     added = sync_states(used, _cache_dir(app), Path(app.outdir) / STATES_DIR)
-    for asset in ASSETS:
-        target = static / asset.name
-        if not target.is_file() or target.read_bytes() != asset.read_bytes():
-            _mkdir(static)
-            shutil.copyfile(asset, target)
+    copy_changed(ASSETS, static)
     if added:
         log.info(f"[gdlab_states] {added} state images put into {Path(app.outdir) / STATES_DIR}")
 

@@ -38,11 +38,11 @@ import html
 import io
 import os
 import re
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from gdlab_assets import copy_changed, html_succeeded
 from sphinx.application import Sphinx
 from sphinx.util import logging
 
@@ -377,10 +377,10 @@ def _builder_inited(app: Sphinx) -> None:
 
 
 def _build_finished(app: Sphinx, exception) -> None:
-    if exception is not None or app.builder.format != "html":
+    if not html_succeeded(app, exception):
         return
     outdir = Path(app.outdir)
-    shutil.copyfile(ICON_CSS, outdir / "_static" / ICON_CSS.name)
+    copy_changed([ICON_CSS], outdir / "_static")
     scripts = list((outdir / "_static").rglob(ICON_SCRIPT))
     packs = icon_packs(scripts[0].read_text(encoding="utf-8")) if scripts else {}
     if packs:
