@@ -9,13 +9,18 @@ any computation, so before any overflow or invalid-value warning). The rule is a
 :func:`pytest_collection_modifyitems`: every test function whose source contains ``pytest.raises(ValueError`` gets
 ``@pytest.mark.filterwarnings("error")`` (the same as ``-W error`` for that test). A filter that a test or its module
 states itself (``filterwarnings("ignore:...")``) still takes precedence for the warnings it names.
+
+The tests of the built book take it from the fixture :func:`html` (skipped without a build, a failure under
+``GDLAB_REQUIRE_BUILDS=1``; see ``site_paths.py``).
 """
 
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
+from site_paths import HTML_DIR, require_build
 
 #: What marks a bad-input test: the text that :func:`bad_input_test` looks for in a test function's source.
 BAD_INPUT = "pytest.raises(ValueError"
@@ -59,3 +64,11 @@ def pytest_terminal_summary(terminalreporter):
     for name, (worst, count) in sorted(_WORST.items()):
         terminalreporter.write_line(f"{name:<58s} {worst:9.2e}  ({count})")
 
+
+@pytest.fixture(scope="module")
+def html(request) -> Path:
+    """The built book (``site_paths.HTML_DIR``), once it holds ``index.html``, or the file that the test's module
+    names in ``HTML_NEEDS``; else the test is skipped (failed under ``GDLAB_REQUIRE_BUILDS=1``)."""
+    needs = getattr(request.module, "HTML_NEEDS", "index.html")
+    return require_build(HTML_DIR, f"no built book in {HTML_DIR} (no {needs}): run `jupyter-book build .` first, "
+                                   "or point GDLAB_HTML_DIR at a build", needs)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 import zipfile
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from site_paths import HTML_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
@@ -25,21 +25,10 @@ import gdlab_plain  # noqa: E402
 import gdlab_pyodide  # noqa: E402
 
 BOOK = gdlab_plain.Book.from_sources(ROOT)
-HTML = ROOT / "_build" / "html"
-LITE = HTML / "lite"
-ASSETS = HTML / "_static" / "gdlab-assets"
+LITE = HTML_DIR / "lite"
+ASSETS = HTML_DIR / "_static" / "gdlab-assets"
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 EXTERNAL_HOSTS = ("cdn", "jsdelivr", "unpkg", "googleapis", "cdnjs", "thebe@")
-
-
-@pytest.fixture(scope="module")
-def html():
-    if not HTML.is_dir():
-        reason = "no built book in _build/html: run `jupyter-book build .` first"
-        if os.environ.get("GDLAB_REQUIRE_BUILDS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return HTML
 
 
 def book_pages(root: Path) -> list[Path]:

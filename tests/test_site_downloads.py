@@ -9,7 +9,6 @@ break them on purpose. The build tests are skipped when a build folder is missin
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from html.parser import HTMLParser
@@ -17,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from site_paths import BUILD, require_build
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
@@ -25,7 +25,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import gdlab_pdf  # noqa: E402
 from build_pdfs import log_problems  # noqa: E402
 
-BUILD = ROOT / "_build"
 #: Each site and the PDFs it must offer: the book site both, the student site only its own (no solutions).
 SITES = {"html": ["book", "student"], "student": ["student"]}
 NOT_IN_SITE = ("lite", "_static", "_sources", "_images", "_downloads")
@@ -119,13 +118,7 @@ def menu_problems(site: Path) -> list[str]:
 
 
 def built(name: str) -> Path:
-    site = BUILD / name
-    if not (site / "index.html").is_file():
-        reason = f"no built site in {site}"
-        if os.environ.get("GDLAB_REQUIRE_BUILDS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return site
+    return require_build(BUILD / name, f"no built site in {BUILD / name}")
 
 
 # --- the built sites ---------------------------------------------------------------------------------------

@@ -8,14 +8,12 @@ sphinx-book-theme's own button code, with the repository set and unset. The test
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +23,6 @@ import gdlab_lite  # noqa: E402
 import gdlab_plain  # noqa: E402
 import gdlab_theme  # noqa: E402
 
-HTML = ROOT / "_build" / "html"
 CONFIG = ROOT / "_config.yml"
 #: The repository the buttons pointed at before gdlab_theme, which does not exist.
 PLACEHOLDER = "github.com/gdlab/gdlab-book"
@@ -33,16 +30,6 @@ PLACEHOLDER = "github.com/gdlab/gdlab-book"
 REPOSITORY_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "colab.research.google.com", "mybinder.org")
 EXAMPLE_REPOSITORY = "https://github.com/example-org/example-book"
 CHAPTER = "book/01_nonconvexity"
-
-
-@pytest.fixture(scope="module")
-def html():
-    if not (HTML / "index.html").is_file():
-        reason = "no built book in _build/html: run `jupyter-book build .` first"
-        if os.environ.get("GDLAB_REQUIRE_BUILDS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return HTML
 
 
 def configured_repository() -> str:

@@ -19,7 +19,6 @@ Each check is a pure function that returns the problems it finds; the power test
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
 import gdlab_proofs  # noqa: E402
 
-HTML = ROOT / "_build" / "html"
 CHAPTERS = sorted((ROOT / "book").glob("0*.ipynb"))
 #: A proof of more words than this in its source is long, and folds (see the module docstring for the measurements).
 LONG_WORDS = 150
@@ -175,16 +173,6 @@ def page_problems(source: list[SourceProof], html: str, limit: int = LONG_WORDS)
         if got.text.lstrip().startswith(gdlab_proofs.PREFIX.strip()):
             problems.append(f"{name} says 'Proof.' again under its bar")
     return problems
-
-
-@pytest.fixture(scope="module")
-def html():
-    if not HTML.is_dir():
-        reason = "no built book in _build/html: run `jupyter-book build .` first"
-        if os.environ.get("GDLAB_REQUIRE_BUILDS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return HTML
 
 
 # --- the sources (no build needed) ----------------------------------------------------------------------------

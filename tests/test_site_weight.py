@@ -34,21 +34,10 @@ sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
 import gdlab_weight  # noqa: E402
 
-HTML_DIR = Path(os.environ.get("GDLAB_HTML_DIR") or ROOT / "_build" / "html")
 BYTES_BUDGET = 1.5e6
 PYDATA_STATIC = Path(__import__("pydata_sphinx_theme").__file__).parent / "theme" / "pydata_sphinx_theme" / "static"
 TAG = re.compile(r"<(link|script|img)\b([^>]*)>", re.IGNORECASE)
 ATTR = re.compile(r'(\w[\w-]*)\s*=\s*"([^"]*)"')
-
-
-@pytest.fixture(scope="module")
-def html() -> Path:
-    if not (HTML_DIR / "index.html").is_file():
-        reason = f"no built book at {HTML_DIR} (jupyter-book build .)"
-        if os.environ.get("GDLAB_REQUIRE_BUILDS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return HTML_DIR
 
 
 def chapter_pages(root: Path) -> list[Path]:

@@ -16,7 +16,6 @@ import html
 import importlib
 import io
 import json
-import os
 import re
 import sys
 import textwrap
@@ -24,6 +23,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from site_paths import HTML_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
@@ -537,8 +537,6 @@ def test_sphinx_build_replaces_the_marker_and_reuses_the_cache(fakelab, fake, tm
 
 
 # --- the built book (skipped without one) ----------------------------------------------------------------------------
-
-HTML_DIR = Path(os.environ.get("GDLAB_HTML_DIR") or ROOT / "_build" / "html")
 
 
 def _built_markers():

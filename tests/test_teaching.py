@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import io
-import os
 import re
 import subprocess
 import sys
@@ -24,11 +23,11 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from site_paths import BUILD, require_build
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 SCRIPTS = ROOT / "scripts"
-BUILD = ROOT / "_build"
 CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
 
 sys.path.insert(0, str(SCRIPTS))
@@ -165,13 +164,8 @@ def test_solution_code_cells_are_collapsed_and_follow_their_solution(path):
 
 def _build_dir(name: str) -> Path:
     path = BUILD / name
-    if not (path / "index.html").exists():
-        message = (f"no built book in {path}: build it first (`jupyter-book build .` for _build/html, "
-                   f"`python scripts/build_student.py` for _build/student)")
-        if os.environ.get("GDLAB_REQUIRE_BUILDS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_build(path, f"no built book in {path}: build it first (`jupyter-book build .` for _build/html, "
+                               "`python scripts/build_student.py` for _build/student)")
 
 
 def _page_text(path: Path) -> str:
