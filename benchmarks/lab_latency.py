@@ -66,7 +66,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
-from gdlab_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from gdlab_browser import browser_missing, launched_chromium  # noqa: E402
 from jupyterlab_server import BOOK, LAB_SETTINGS, LabServer, lab_available, start_lab, write_settings  # noqa: E402
 
 MEDIAN_BUDGET_MS = 100.0
@@ -589,16 +589,14 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         log(f"cannot run: {reason}")
         return 1
-    executable = shutil.which(CHROMIUM) or CHROMIUM
-    if not Path(executable).is_file():
-        log(f"cannot run: no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium; or set GDLAB_CHROMIUM)")
+    reason = browser_missing()
+    if reason:
+        log(f"cannot run: {reason}")
         return 1
     chapters = select_chapters(args.chapters)
     if not chapters:
         log(f"cannot run: no chapter notebook matches {args.chapters!r} in {BOOK}")
         return 1
-    from playwright.sync_api import sync_playwright
-
     started, load_before = time.monotonic(), os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="gdlab-lab-latency-"))
     artifacts = workdir / "artifacts"
@@ -608,14 +606,10 @@ def main(argv: list[str] | None = None) -> int:
     log(f"Jupyter Lab at {lab.base} on {lab.root} (log {lab.log_path})")
     results: list[ChapterResult] = []
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-            try:
-                for name in chapters:
-                    results.append(measure_chapter(browser, lab, name, args.moves, args.repeat, artifacts,
-                                                   args.input == "mouse"))
-            finally:
-                browser.close()
+        with launched_chromium() as browser:
+            for name in chapters:
+                results.append(measure_chapter(browser, lab, name, args.moves, args.repeat, artifacts,
+                                               args.input == "mouse"))
     finally:
         lab.stop()
     rows = summary_rows(results, args.repeat)

@@ -30,7 +30,6 @@ import json
 import os
 import random
 import re
-import shutil
 import statistics
 import sys
 from dataclasses import asdict, dataclass, field
@@ -39,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
-from gdlab_browser import CHROMIUM, CHROMIUM_ARGS, HTML_DIR, serve  # noqa: E402
+from gdlab_browser import HTML_DIR, browser_missing, launched_chromium, serving  # noqa: E402
 
 PREFETCHED_P95_BUDGET_MS = 50.0
 ON_DEMAND_P95_BUDGET_MS = 150.0
@@ -266,41 +265,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no page explorer (class gdlab-states) in {html_dir}: is book/_ext/gdlab_states.py loaded, and does "
               "gdlab.widgets output the page-explorer marker?", file=sys.stderr)
         return 1
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        print("playwright is not installed (pip install -r requirements.txt)", file=sys.stderr)
-        return 1
-    executable = shutil.which(CHROMIUM) or CHROMIUM
-    if not Path(executable).is_file():
-        print(f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium; or set GDLAB_CHROMIUM)", file=sys.stderr)
+    problem = browser_missing()
+    if problem:
+        print(problem, file=sys.stderr)
         return 1
 
     load_start = load_average()
-    server, _, base = serve(html_dir)
     rng = random.Random(args.seed)
     results = []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    with serving(html_dir) as base, launched_chromium() as browser:
+        for rel in pages:
+            result = PageResult(rel)
             try:
-                for rel in pages:
-                    result = PageResult(rel)
-                    try:
-                        page_weight(result, html_dir, rel)
-                        for _ in range(args.runs):
-                            result.prefetched_ms += measure_prefetched(browser, base, rel, args.steps, rng)
-                            samples, hits = measure_on_demand(browser, base, rel, args.steps, rng)
-                            result.on_demand_ms += samples
-                            result.on_demand_was_prefetched += hits
-                    except Exception as exc:  # reported in the table
-                        result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                    results.append(result)
-            finally:
-                browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+                page_weight(result, html_dir, rel)
+                for _ in range(args.runs):
+                    result.prefetched_ms += measure_prefetched(browser, base, rel, args.steps, rng)
+                    samples, hits = measure_on_demand(browser, base, rel, args.steps, rng)
+                    result.on_demand_ms += samples
+                    result.on_demand_was_prefetched += hits
+            except Exception as exc:  # reported in the table
+                result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            results.append(result)
 
     # The latency budgets hold for the control changes of all pages together (pooled samples); a page's own p95
     # (n = runs x steps) is shown for diagnosis, marked with * when it is above the budget.

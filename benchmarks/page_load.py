@@ -44,7 +44,6 @@ import io
 import json
 import os
 import re
-import shutil
 import statistics
 import sys
 import time
@@ -56,7 +55,7 @@ sys.path.insert(0, str(ROOT / "tests" / "browser"))
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
 import gdlab_weight  # noqa: E402
-from gdlab_browser import CHROMIUM, CHROMIUM_ARGS, HTML_DIR, discover_pages, is_chapter, serve  # noqa: E402
+from gdlab_browser import HTML_DIR, browser_missing, discover_pages, is_chapter, launched_chromium, serving  # noqa: E402
 from gdlab_browser import _QuietHandler as QuietHandler  # noqa: E402
 from gdlab_states import STATES_DIR  # noqa: E402
 from page_latency import load_average  # noqa: E402
@@ -314,35 +313,21 @@ def main(argv: list[str] | None = None) -> int:
     if not pages:
         print(f"no chapter page in {html_dir}: build the book first (jupyter-book build .)", file=sys.stderr)
         return 1
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        print("playwright is not installed (pip install -r requirements.txt)", file=sys.stderr)
-        return 1
-    executable = shutil.which(CHROMIUM) or CHROMIUM
-    if not Path(executable).is_file():
-        print(f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium; or set GDLAB_CHROMIUM)", file=sys.stderr)
+    problem = browser_missing()
+    if problem:
+        print(problem, file=sys.stderr)
         return 1
 
     load_start = load_average()
-    server, _, base = serve(html_dir, GzipHandler)
     results = []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    with serving(html_dir, GzipHandler) as base, launched_chromium() as browser:
+        for rel in pages:
+            result = PageResult(rel)
             try:
-                for rel in pages:
-                    result = PageResult(rel)
-                    try:
-                        result.loads = [cold_load(browser, base, rel) for _ in range(args.runs)]
-                    except Exception as exc:  # reported in the table
-                        result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                    results.append(result)
-            finally:
-                browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+                result.loads = [cold_load(browser, base, rel) for _ in range(args.runs)]
+            except Exception as exc:  # reported in the table
+                result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            results.append(result)
 
     print(f"Cold loads of the chapter pages, served with gzip for text, median (min-max) of {args.runs} runs each; "
           "times in ms since the navigation started; transferred: headers and bodies as sent (budgeted); "

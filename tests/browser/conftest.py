@@ -6,23 +6,18 @@ CI after the book build) the skip becomes a failure.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-from urllib.parse import urlsplit
-
 import pytest
 from gdlab_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     HTML_DIR,
     TERMINAL_SUMMARY,
-    Site,
     Visit,
+    browser_missing,
     discover_pages,
     is_chapter,
+    launched_chromium,
     open_page,
     redirect_target,
-    serve,
+    served_site,
     skip_or_fail,
 )
 
@@ -64,32 +59,19 @@ def site():
         skip_or_fail(
             f"no built book at {HTML_DIR} (build it with `jupyter-book build .`, or point GDLAB_HTML_DIR at a build)"
         )
-    server, thread, base = serve(HTML_DIR)
-    try:
-        yield Site(root=HTML_DIR, base=base, netloc=urlsplit(base).netloc)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with served_site(HTML_DIR) as site:
+        yield site
 
 
 @pytest.fixture(scope="session")
 def chromium():
     """One headless Chromium for the whole session, shared by every browser test (Playwright's sync API allows one
     instance per thread: a second ``sync_playwright()`` inside a running one fails)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        skip_or_fail("playwright is not installed (pip install -r requirements.txt)")
-    executable = shutil.which(CHROMIUM) or CHROMIUM
-    if not Path(executable).is_file():
-        skip_or_fail(f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium; or set GDLAB_CHROMIUM)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    problem = browser_missing()
+    if problem:
+        skip_or_fail(problem)
+    with launched_chromium() as b:
+        yield b
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,14 @@ CI after the book build) the skip becomes a failure.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
 import re
+import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -129,6 +132,51 @@ def serve(directory: Path, handler: type[http.server.SimpleHTTPRequestHandler] =
     return server, thread, f"http://{host}:{port}/"
 
 
+@contextlib.contextmanager
+def serving(directory: Path, handler: type[http.server.SimpleHTTPRequestHandler] = _QuietHandler) -> Iterator[str]:
+    """:func:`serve` for a ``with`` block: yields the base URL; on leaving, stops the server and waits for its
+    thread."""
+    server, thread, base = serve(directory, handler)
+    try:
+        yield base
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def chromium_executable() -> str:
+    """The Chromium to launch: :data:`CHROMIUM` as found on the PATH, else as given."""
+    return shutil.which(CHROMIUM) or CHROMIUM
+
+
+def browser_missing() -> str | None:
+    """Why headless Chromium cannot be driven here, with the fix (Playwright not installed, no Chromium at
+    :data:`CHROMIUM`), or None when it can: what the browser tests skip on and the benchmarks stop on."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -r requirements.txt)"
+    if not Path(chromium_executable()).is_file():
+        return f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium; or set GDLAB_CHROMIUM)"
+    return None
+
+
+@contextlib.contextmanager
+def launched_chromium() -> Iterator:
+    """One headless Chromium (Playwright's sync API, :data:`CHROMIUM_ARGS`) for a ``with`` block, closed on leaving
+    it; :func:`browser_missing` says beforehand whether it can start. Playwright's sync API allows one instance per
+    thread: a second one inside a running one fails."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_executable(), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @dataclass
 class Site:
     """The book served on 127.0.0.1."""
@@ -145,6 +193,13 @@ class Site:
         if parts.scheme in ("data", "blob", "about", "javascript"):
             return True
         return parts.scheme in ("http", "https", "ws", "wss") and parts.netloc == self.netloc
+
+
+@contextlib.contextmanager
+def served_site(root: Path) -> Iterator[Site]:
+    """The folder ``root`` served on 127.0.0.1 (:func:`serving`) for a ``with`` block, as a :class:`Site`."""
+    with serving(root) as base:
+        yield Site(root=root, base=base, netloc=urlsplit(base).netloc)
 
 
 @dataclass

@@ -25,10 +25,9 @@ import re
 import sys
 import tarfile
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from gdlab_browser import REPO, TERMINAL_SUMMARY, Site, open_page, serve, skip_or_fail
+from gdlab_browser import REPO, TERMINAL_SUMMARY, open_page, served_site, skip_or_fail
 
 sys.path.insert(0, str(REPO / "book" / "_ext"))
 
@@ -269,13 +268,8 @@ def bad_site(tmp_path_factory):
     (root / "index.html").write_text(BAD_PAGE, encoding="utf-8")
     for name in ("a.png", "b.png", "c.png"):
         (root / name).write_bytes(PIXEL)
-    server, thread, base = serve(root)
-    try:
-        yield Site(root=root, base=base, netloc=urlsplit(base).netloc)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with served_site(root) as site:
+        yield site
 
 
 def test_power_axe_finds_faults(chromium, bad_site, axe_path):

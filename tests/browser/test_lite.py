@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from gdlab_browser import CHROMIUM, HTML_DIR, REPO, TERMINAL_SUMMARY, skip_or_fail
+from gdlab_browser import HTML_DIR, REPO, TERMINAL_SUMMARY, browser_missing, skip_or_fail
 
 sys.path.insert(0, str(REPO / "scripts"))
 import store_outputs as STORE  # noqa: E402  (is_checked: which cells nbval compares)
@@ -140,12 +140,9 @@ def lite_run() -> dict:
     """The report of one offline run of every chapter (see lite_offline.py)."""
     if not (LITE / "lab" / "index.html").is_file():
         skip_or_fail(f"no JupyterLite site at {LITE} (build the book first, or point GDLAB_HTML_DIR at a build)")
-    if not Path(shutil.which(CHROMIUM) or CHROMIUM).is_file():
-        skip_or_fail(f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium; or set GDLAB_CHROMIUM)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        skip_or_fail("playwright is not installed (pip install -r requirements.txt)")
+    problem = browser_missing()
+    if problem:
+        skip_or_fail(problem)
     prefix = namespace_prefix()
     if prefix is None:
         skip_or_fail("cannot create a network namespace (`unshare -n` needs root, `unshare -r -n` user namespaces)")
