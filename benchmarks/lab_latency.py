@@ -66,7 +66,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
-from gdlab_browser import browser_missing, launched_chromium  # noqa: E402
+from gdlab_browser import browser_missing, error_line, launched_chromium  # noqa: E402
 from jupyterlab_server import BOOK, LAB_SETTINGS, LabServer, lab_available, start_lab, write_settings  # noqa: E402
 
 MEDIAN_BUDGET_MS = 100.0
@@ -464,7 +464,7 @@ def measure_chapter(browser, lab: LabServer, name: str, moves: int, repeat: int,
             page.screenshot(path=str(shot))
         except Exception:
             shot = "(none)"
-        result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0]} (screenshot {shot})"
+        result.error = f"{error_line(exc)} (screenshot {shot})"
         log(f"{name}: {result.error}")
     finally:
         context.close()

@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
-from gdlab_browser import HTML_DIR, browser_missing, launched_chromium, serving  # noqa: E402
+from gdlab_browser import HTML_DIR, browser_missing, error_line, launched_chromium, serving  # noqa: E402
 
 PREFETCHED_P95_BUDGET_MS = 50.0
 ON_DEMAND_P95_BUDGET_MS = 150.0
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                     result.on_demand_ms += samples
                     result.on_demand_was_prefetched += hits
             except Exception as exc:  # reported in the table
-                result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                result.error = error_line(exc, 200)
             results.append(result)
 
     # The latency budgets hold for the control changes of all pages together (pooled samples); a page's own p95

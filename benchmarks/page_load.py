@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT / "tests" / "browser"))
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
 import gdlab_weight  # noqa: E402
-from gdlab_browser import HTML_DIR, browser_missing, discover_pages, is_chapter, launched_chromium, serving  # noqa: E402
+from gdlab_browser import HTML_DIR, browser_missing, discover_pages, error_line, is_chapter, launched_chromium, serving  # noqa: E402
 from gdlab_browser import _QuietHandler as QuietHandler  # noqa: E402
 from gdlab_states import STATES_DIR  # noqa: E402
 from page_latency import load_average  # noqa: E402
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 result.loads = [cold_load(browser, base, rel) for _ in range(args.runs)]
             except Exception as exc:  # reported in the table
-                result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                result.error = error_line(exc, 200)
             results.append(result)
 
     print(f"Cold loads of the chapter pages, served with gzip for text, median (min-max) of {args.runs} runs each; "

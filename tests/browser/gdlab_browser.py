@@ -145,6 +145,12 @@ def serving(directory: Path, handler: type[http.server.SimpleHTTPRequestHandler]
         thread.join(timeout=5)
 
 
+def error_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception in one line, for a report: its type and the first line of its message (cut to ``limit``
+    characters)."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:limit]}"
+
+
 def chromium_executable() -> str:
     """The Chromium to launch: :data:`CHROMIUM` as found on the PATH, else as given."""
     return shutil.which(CHROMIUM) or CHROMIUM

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from gdlab_browser import skip_or_fail
+from gdlab_browser import error_line, skip_or_fail
 from jupyterlab_server import BOOK, VENV, LabServer, lab_available, start_lab
 
 pytestmark = pytest.mark.browser
@@ -431,7 +431,7 @@ def open_chapter(browser, lab: LabServer, name: str, artifacts: Path) -> LabChap
         chapter.open_seconds = time.monotonic() - start
         chapter.report()["open_s"] = round(chapter.open_seconds, 1)
     except Exception as exc:
-        chapter.open_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]} (screenshot {chapter.screenshot('open')})"
+        chapter.open_error = f"{error_line(exc)} (screenshot {chapter.screenshot('open')})"
     return chapter
 
 
@@ -504,7 +504,7 @@ def run_all(chapter: LabChapter) -> dict:
         result["kernel_python"] = page.evaluate(
             KERNEL_EXEC_JS, "import sys, gdlab; print(sys.prefix); print(sys.executable); print(gdlab.__file__)")
     except Exception as exc:
-        result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]} (screenshot {chapter.screenshot('run-all')})"
+        result["error"] = f"{error_line(exc)} (screenshot {chapter.screenshot('run-all')})"
     return result
 
 
