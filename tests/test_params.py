@@ -141,6 +141,27 @@ def _relu_instance(sizes, N, seed):
     raise AssertionError("no kink-free instance found")
 
 
+def _instance(sizes, N, seed, beta):
+    """``(theta, X, Y)`` for a parametrised test: :func:`_relu_instance` for ReLU (``beta`` None), else
+    ``init(sizes, seed)`` and generic data from ``seed + 1``."""
+    if beta is None:
+        return _relu_instance(sizes, N, seed)
+    theta = params.init(sizes, seed)
+    X, Y = params.generic_data(N, sizes[0], sizes[-1], seed + 1)
+    return theta, X, Y
+
+
+def _drawn_instance(M, hidden, Q, N, beta, seed):
+    """``(sizes, theta, X, Y)`` for a property test: sizes ``(M, *hidden, Q)``, ``init(sizes, seed)`` and generic
+    data from ``seed + 1``; a ReLU draw (``beta`` None) closer than ``KINK_MARGIN`` to a kink is rejected."""
+    sizes = (M, *hidden, Q)
+    theta = params.init(sizes, seed)
+    X, Y = params.generic_data(N, M, Q, seed + 1)
+    if beta is None:
+        assume(_kink_distance(theta, sizes, X) > KINK_MARGIN)
+    return sizes, theta, X, Y
+
+
 def _check_jacobian(sizes, theta, X, beta, grad_report):
     D = params.jacobian(theta, sizes, X, beta)
     Q, N = sizes[-1], X.shape[0]
@@ -256,11 +277,7 @@ def test_jacobian_kink_convention():
 @pytest.mark.parametrize("beta", BETAS)
 @pytest.mark.parametrize("sizes", ARCHITECTURES)
 def test_jacobian_matches_finite_differences(sizes, beta, grad_report):
-    if beta is None:
-        theta, X, _ = _relu_instance(sizes, 5, 10)
-    else:
-        theta = params.init(sizes, 10)
-        X, _ = params.generic_data(5, sizes[0], sizes[-1], 11)
+    theta, X, _ = _instance(sizes, 5, 10, beta)
     _check_jacobian(sizes, theta, X, beta, grad_report)
 
 
@@ -268,11 +285,7 @@ def test_jacobian_matches_finite_differences(sizes, beta, grad_report):
 @given(M=st.integers(1, 4), hidden=st.lists(st.integers(1, 5), max_size=2), Q=st.integers(1, 3), N=st.integers(1, 6),
        beta=st.sampled_from(BETAS), seed=SEEDS)
 def test_jacobian_matches_finite_differences_property(M, hidden, Q, N, beta, seed, grad_report):
-    sizes = (M, *hidden, Q)
-    theta = params.init(sizes, seed)
-    X, _ = params.generic_data(N, M, Q, seed + 1)
-    if beta is None:
-        assume(_kink_distance(theta, sizes, X) > KINK_MARGIN)
+    sizes, theta, X, _ = _drawn_instance(M, hidden, Q, N, beta, seed)
     D = _check_jacobian(sizes, theta, X, beta, grad_report)
     assert np.array_equal(D, params.jacobian(theta, sizes, X, beta))  # same input, same bits
 
@@ -300,11 +313,7 @@ def test_the_finite_difference_check_can_fail(grad_report):
 @pytest.mark.parametrize("sizes", ARCHITECTURES)
 def test_fcproblem_cost_and_gradient(sizes, beta, grad_report):
     N = 6
-    if beta is None:
-        theta, X, Y = _relu_instance(sizes, N, 20)
-    else:
-        theta = params.init(sizes, 20)
-        X, Y = params.generic_data(N, sizes[0], sizes[-1], 21)
+    theta, X, Y = _instance(sizes, N, 20, beta)
     prob = params.FCProblem(sizes, X, Y, beta)
     assert prob.N == N and prob.K == params.parameter_count(sizes) and prob.sizes == tuple(sizes)
     assert np.array_equal(prob.y, Y.ravel())
@@ -339,11 +348,7 @@ def test_fcproblem_cost_and_gradient(sizes, beta, grad_report):
 @given(M=st.integers(1, 3), hidden=st.lists(st.integers(1, 4), max_size=2), Q=st.integers(1, 3), N=st.integers(1, 5),
        beta=st.sampled_from(BETAS), seed=SEEDS)
 def test_fcproblem_gradient_property(M, hidden, Q, N, beta, seed, grad_report):
-    sizes = (M, *hidden, Q)
-    theta = params.init(sizes, seed)
-    X, Y = params.generic_data(N, M, Q, seed + 1)
-    if beta is None:
-        assume(_kink_distance(theta, sizes, X) > KINK_MARGIN)
+    sizes, theta, X, Y = _drawn_instance(M, hidden, Q, N, beta, seed)
     prob = params.FCProblem(sizes, X, Y, beta)
     C, g = prob.loss_grad(theta)
     r = prob.outputs(theta) - prob.y
