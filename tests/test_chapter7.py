@@ -77,3 +77,46 @@ def test_chapter_figures_draw_on_small_inputs():
     for fig in figs:
         fig.canvas.draw()
     plt.close("all")
+
+
+def _exact_zero_frame(monkeypatch):
+    """The chapter-7 explorer at N = 1, eta = 1, a balanced start of scale 2 (eta lambda = 1: the minimum in one
+    step), with the run's loss exactly 0 after the start, as one numpy build computes it (another leaves 1e-33)."""
+    from gdlab import widgets
+
+    explorer = widgets.EXPLORERS["ch07 deep linear"]
+    view = explorer.view
+    real = ch07.run
+
+    def exact_zero(**settings):
+        res = real(**settings)
+        loss = res.run.loss.copy()
+        loss[1:] = 0.0
+        return res._replace(run=res.run._replace(loss=loss))
+
+    monkeypatch.setattr(type(view), "run", staticmethod(exact_zero))
+    settings = {"depth": 1, "eta": 1.0, "scale": ch07.SPEC["scale"].high, "init": "balanced", "draw": 0}
+    fig = explorer.update(**settings)
+    return fig, view.status
+
+
+def test_explorer_draws_an_exact_zero_loss_at_the_floor(monkeypatch):
+    """A loss of exactly 0 is drawn at the axis floor (the whole curve, 41 records), not dropped from the log axis
+    (which left one point and an empty panel, found by the explorer fuzz on numpy 2.5), and the status prints it
+    as round-off, whatever digits the numpy build leaves."""
+    from explorer_checks import empty_axes_problems
+
+    fig, status = _exact_zero_frame(monkeypatch)
+    assert empty_axes_problems(fig) == []
+    assert fig.axes[0].lines[0].get_xdata().size == ch07.run(**ch07.SPEC.defaults).run.k.size
+    assert "at the end loss < 1e-20 (round-off)" in status
+
+
+def test_power_dropping_exact_zeros_leaves_an_empty_panel(monkeypatch):
+    """Power test: with no floor (exact zeros dropped from the log axis, as before) the check above finds the
+    empty loss panel."""
+    from explorer_checks import empty_axes_problems
+
+    monkeypatch.setattr(plots.ch07, "LOSS_FLOOR", 0.0)
+    fig, _ = _exact_zero_frame(monkeypatch)
+    assert empty_axes_problems(fig)

@@ -11,8 +11,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..experiments import ch07
+from ..numerics import round_off_text
 from ..runs import divergence_rule
 from .style import COLORS, ExplorerView, diverged_label, explorer_log_y, finite_part, new_figure, one_line, plain_log
+
+#: The explorer's loss axis ends here: smaller losses, an exact 0 included, are drawn at this floor.
+LOSS_FLOOR = 1e-30
 
 
 def balance_drift_figure(etas, drift, slope: float):
@@ -111,10 +115,11 @@ class View(ExplorerView):
 
     def _draw(self, res: ch07.Run) -> str:
         s, run = res.settings, res.run
-        k, loss = finite_part(run.k.astype(float), run.loss)
-        loss = np.maximum(loss, 1e-30)
+        # a loss of exactly 0 (N = 1 at eta lambda = 1 reaches the minimum in one step; whether round-off leaves
+        # 1e-33 or 0 there depends on the numpy build) is drawn at the floor, not dropped
+        k, loss = finite_part(run.k.astype(float), np.maximum(run.loss, LOSS_FLOOR))
         self._loss.set_data(k, loss)
-        self._ax_l.set_ylim(max(1e-30, 0.3 * float(loss.min())), 3.0 * float(loss.max()))
+        self._ax_l.set_ylim(max(LOSS_FLOOR, 0.3 * float(loss.min())), 3.0 * float(loss.max()))
         kd, delta = finite_part(run.k.astype(float), np.maximum(run.delta, 1e-17))
         self._delta.set_data(kd, delta)
         self._ax_d.set_ylim(max(1e-17, 0.3 * float(delta.min())), 3.0 * float(delta.max()))
@@ -134,7 +139,8 @@ class View(ExplorerView):
         if run.diverged_at >= 0:
             self._status.set(text=f"{head}; {diverged_label(run)}", color=COLORS["bound"])
         else:
-            self._status.set(text=f"{head}; at the end loss {run.loss[-1]:.2g}, eta lambda_max = "
+            end_loss = round_off_text(run.loss[-1], spec=".2g")
+            self._status.set(text=f"{head}; at the end loss {end_loss}, eta lambda_max = "
                                   f"{s['eta'] * res.sharp_end:.3g}", color="k")
         start = f"{s['init']} start of scale {s['scale']:.3g}, draw {s['draw']}"
         end = "" if run.diverged_at >= 0 else f"delta at the end {run.delta[-1]:.2g}"
