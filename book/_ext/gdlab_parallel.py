@@ -67,24 +67,33 @@ def execute_in_parallel(app: Sphinx) -> None:
     uris = [cache.add_nb_to_project(str(path)).uri for path in todo]
     logger.info(f"[gdlab_parallel] executing {len(uris)} notebooks in parallel")
     # In a separate interpreter, not in a pool forked from this Sphinx process: forked from here, the first chapter's
-    # notebook stalled for ~2 minutes in 3 of 7 clean builds (cause unknown); from a fresh interpreter, in none of 6.
+    # notebook stalled for ~2 minutes (the timeout then) in 3 of 7 clean builds; from a fresh interpreter, in none of 6.
     proc = subprocess.run([sys.executable, "-c", _RUNNER, cache_path(app), str(app.config.nb_execution_timeout),
                            str(bool(app.config.nb_execution_allow_errors)), *uris],
                           capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or proc.stdout.strip() != "0":  # myst-nb executes these again while reading, and reports
-        logger.info(f"[gdlab_parallel] some notebooks failed ({proc.stdout.strip() or proc.returncode}); "
-                    "myst-nb will run and report them")
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or lines[:1] != ["0"]:  # myst-nb executes these again while reading, and reports
+        failed = "; ".join(lines[1:]) or f"runner exit status {proc.returncode}"
+        logger.info(f"[gdlab_parallel] not executed here: {failed}; myst-nb will run and report them")
 
 
-#: The runner: jupyter-cache's multi-process executor on the given project notebooks; prints the number that failed.
+#: The runner: jupyter-cache's multi-process executor on the given project notebooks. Prints the number that failed,
+#: then one line per failed notebook: its file name and the exception of its traceback (a stalled kernel: nbclient's
+#: CellTimeoutError after the cell timeout, ``execute: timeout`` of ``_config.yml``).
 _RUNNER = """
-import sys
+import re, sys
+from pathlib import Path
 from jupyter_cache import get_cache
 from jupyter_cache.executors import load_executor
 cache = get_cache(sys.argv[1])
 executor = load_executor("local-parallel", cache=cache, logger=None)
 result = executor.run_and_cache(filter_uris=sys.argv[4:], timeout=float(sys.argv[2]), allow_errors=sys.argv[3] == "True")
-print(len(result.excepted) + len(result.errored))
+failed = [*result.excepted, *result.errored]
+print(len(failed))
+for uri in failed:
+    lines = (cache.get_project_record(uri).traceback or "").splitlines()
+    errors = [l for l in lines if re.match(r"[A-Za-z_][\\w.]*(Error|Exception|Interrupt)\\b", l)]
+    print(f"{Path(uri).name} ({errors[-1][:200] if errors else 'failed'})")
 """
 
 
