@@ -21,6 +21,10 @@ Load (``--load``): ``numpy`` keeps all cores but one busy with a single-threaded
 whole run; ``--concurrency K`` starts K executions at once (each one counted as a run). The machine's other work
 comes on top of both.
 
+``--sliced``: the kernel clients wait for messages in slices of at most a second (``poll_in_slices`` of
+``book/_ext/gdlab_execution.py``, which the project's own notebook execution applies); without it (the default)
+jupyter_client waits as it is (``GDLAB_POLL_SLICES=0`` for the fresh processes).
+
 A run that takes longer than ``--threshold`` seconds counts as a stall: the Python stacks of every Python process of
 its tree (the client, jupyter-cache's pool workers, the kernels) are dumped with py-spy (``pip install py-spy``; run
 as root or with ptrace permission), with each thread's state and kernel wait channel from ``/proc``, into
@@ -104,6 +108,11 @@ def worker_nbclient(path: Path, cwd: Path) -> None:
         sys.stderr.flush()
 
     signal.signal(signal.SIGUSR1, dump_tasks)
+    if os.environ.get("GDLAB_POLL_SLICES") == "1":  # --sliced: as the project's own execution does
+        sys.path.insert(0, str(EXT))
+        import gdlab_execution
+
+        gdlab_execution.poll_in_slices()
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=3600, startup_timeout=3600, kernel_name="python3",
                             resources={"metadata": {"path": str(cwd)}}, on_notebook_start=notebook_start,
@@ -236,8 +245,8 @@ def command(args: argparse.Namespace, notebook: Path, work: Path, index: int) ->
     cache = get_cache(str(cache_dir))
     uris = [cache.add_nb_to_project(str(p)).uri for p in (notebook, args.partner)]
     # gdlab_parallel's runner, with the build's timeout; allow_errors False as in _config.yml
-    cmd = [sys.executable, "-c", gdlab_parallel._RUNNER, str(cache_dir), str(args.cache_timeout), "False", *uris]
-    return cmd, {"cache": cache_dir, "uri": uris[0]}
+    cmd, env = gdlab_parallel.runner_command(str(cache_dir), args.cache_timeout, False, uris)
+    return cmd, {"cache": cache_dir, "uri": uris[0], "env": env}
 
 
 def result(args: argparse.Namespace, run: Run, stdout: str, info: dict) -> None:
@@ -284,7 +293,8 @@ def run_all(args: argparse.Namespace) -> list[Run]:
                 cmd, info = command(args, notebook, work, index)
                 log = work / f"run-{index}.log"
                 stdout = work / f"run-{index}.out"
-                proc = subprocess.Popen(cmd, cwd=ROOT, stdout=stdout.open("w"), stderr=log.open("w"))
+                env = {**info.get("env", os.environ), "GDLAB_POLL_SLICES": "1" if args.sliced else "0"}
+                proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=stdout.open("w"), stderr=log.open("w"))
                 batch.append((index, proc, time.perf_counter(), log, stdout, info))
                 index += 1
             for i, proc, start, log, stdout, info in batch:
@@ -343,6 +353,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load", choices=["none", "numpy"], default="none",
                         help="numpy: keep all cores but one busy with a numpy loop")
     parser.add_argument("--concurrency", type=int, default=1, help="executions started at once (default 1)")
+    parser.add_argument("--sliced", action="store_true",
+                        help="kernel clients wait in 1 s slices (gdlab_execution.poll_in_slices, as the project runs "
+                             "notebooks); default: jupyter_client as it is")
     parser.add_argument("--threshold", type=float, default=40.0,
                         help="seconds after which a run is a stall (default 40: runs take under 20 s even with the "
                              "machine busy; keep it below the cell timeout of _config.yml, which would end a stall first)")
@@ -359,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = parse_args(argv)
     print(f"mode {args.mode}, notebook {args.notebook}, load {args.load}, concurrency {args.concurrency}, "
+          f"{'sliced' if args.sliced else 'unsliced'} polls, "
           f"threshold {args.threshold:g} s, {os.cpu_count()} cores, load average {read('/proc/loadavg').strip()}",
           flush=True)
     runs = run_all(args)

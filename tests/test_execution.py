@@ -75,3 +75,92 @@ def test_one_cell_timeout_for_every_executor(pytestconfig):
             assert pytestconfig.option.nbval_kernel_startup_timeout == timeout
     assert "nbval-cell-timeout" not in (ROOT / "pyproject.toml").read_text(encoding="utf-8"), "one home for the number"
 
+
+# --- a lost wake-up, and the slices that bound what it costs ------------------------------------------------------
+
+
+async def _wait_with_lost_wakeup(get_msg, timeout: float) -> tuple[float, object]:
+    """Seconds until ``get_msg(channel, timeout)`` returns a message that arrives 0.2 s into the wait, on a channel
+    whose event loop is no longer woken by the socket (a lost wake-up); and what it returned or raised."""
+    import asyncio
+
+    import zmq
+    import zmq.asyncio
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from jupyter_client.session import Session
+
+    receiver = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+    sender = zmq.Context.instance().socket(zmq.DEALER)
+    try:
+        port = receiver.bind_to_random_port("tcp://127.0.0.1")
+        sender.connect(f"tcp://127.0.0.1:{port}")
+        session = Session()
+        channel = AsyncZMQSocketChannel(receiver, session)
+        session.send(sender, "status", {"execution_state": "idle"})
+        await get_msg(channel, 5)  # the loop now watches the socket
+        receiver._get_selector().remove_reader(receiver._fd)  # ... and from here on misses every wake-up
+        start = time.monotonic()
+        waiting = asyncio.ensure_future(get_msg(channel, timeout))
+        await asyncio.sleep(0.2)
+        session.send(sender, "execute_reply", {"status": "ok"})
+        try:
+            result = await waiting
+        except Exception as err:  # queue.Empty
+            result = err
+        return time.monotonic() - start, result
+    finally:
+        sender.close(linger=0)
+        receiver.close(linger=0)
+
+
+def _unsliced():
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    return getattr(AsyncZMQSocketChannel.get_msg, "__wrapped__", AsyncZMQSocketChannel.get_msg)
+
+
+def test_lost_wakeup_lasts_the_whole_timeout_then_succeeds():
+    """The mechanism of the stalls seen (their length was the client's timeout, and the notebook then passed):
+    jupyter_client's asyncio get_msg, with its wake-up lost, returns the waiting reply only when its timeout ends."""
+    import asyncio
+
+    seconds, msg = asyncio.run(_wait_with_lost_wakeup(_unsliced(), 2.0))
+    assert msg["msg_type"] == "execute_reply"
+    assert 1.9 <= seconds < 3.0
+
+
+def test_sliced_get_msg_bounds_a_lost_wakeup_and_keeps_the_timeout():
+    import asyncio
+    from queue import Empty
+
+    from gdlab_execution import sliced_get_msg
+
+    sliced = sliced_get_msg(_unsliced(), slice_s=0.25)
+    seconds, msg = asyncio.run(_wait_with_lost_wakeup(sliced, 30.0))
+    assert msg["msg_type"] == "execute_reply" and seconds < 1.0  # at the end of the first slice after 0.2 s
+
+    async def nothing_arrives():
+        import zmq
+        import zmq.asyncio
+        from jupyter_client.channels import AsyncZMQSocketChannel
+        from jupyter_client.session import Session
+
+        socket = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+        socket.bind_to_random_port("tcp://127.0.0.1")
+        try:
+            start = time.monotonic()
+            with pytest.raises(Empty):
+                await sliced(AsyncZMQSocketChannel(socket, Session()), 0.6)
+            return time.monotonic() - start
+        finally:
+            socket.close(linger=0)
+
+    assert 0.55 <= asyncio.run(nothing_arrives()) < 1.0  # Empty after the whole timeout, not after a slice
+
+
+def test_project_execution_polls_in_slices(tmp_path):
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    execute_notebook(_notebook("1 + 1"), "tiny.ipynb", tmp_path)
+    if os.environ.get("GDLAB_POLL_SLICES") != "0":
+        assert hasattr(AsyncZMQSocketChannel.get_msg, "__wrapped__")
