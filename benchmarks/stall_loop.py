@@ -3,7 +3,7 @@
 What it measures: the wall time of executing ``book/01_nonconvexity.ipynb`` (``--notebook book``) or the first
 exported student notebook (``--notebook student``, written by ``scripts/export_student_notebooks.py`` as
 ``tests/test_teaching.py`` writes it, and run with ``book/`` as working directory as that test runs it), N times, each
-in a fresh Python interpreter that starts a fresh kernel, one of three ways (``--mode``):
+in a fresh Python interpreter that starts a fresh kernel, in one of these ways (``--mode``):
 
 - ``nbclient``: ``NotebookClient(nb, kernel_name="python3").execute()``, as ``tests/test_teaching.py``,
   ``scripts/store_outputs.py`` and ``benchmarks/run.py`` run notebooks. Besides the total, the time until the kernel
@@ -12,6 +12,10 @@ in a fresh Python interpreter that starts a fresh kernel, one of three ways (``-
   fresh cache holding two notebooks (the first chapter and ``--partner``, default ``book/02_gradient_flow.ipynb``), so
   that two notebooks run at once as in a clean book build. The time of the first notebook is the one jupyter-cache
   records (``execution_seconds``); the process's wall time is reported as well.
+- ``cache-fork``: as ``cache``, but the runner first calls through ``jupyter_core``'s ``run_sync``, so that it holds
+  an event loop when the executor forks its pool and the workers inherit that loop (its epoll instance shared among
+  them). A candidate condition of the stalls of the time when ``gdlab_parallel`` ran the executor inside the Sphinx
+  process (the first chapter in 3 of 7 clean builds); whether that process held such a loop is not known.
 - ``nbval``: ``pytest --nbval-lax`` on the notebook (the root ``conftest.py`` and the ``addopts`` of
   ``pyproject.toml`` apply); the wall time is that of the whole pytest process.
 - ``teaching``: the test where the stall was seen, ``tests/test_teaching.py::test_exported_notebook_executes`` for
@@ -27,7 +31,8 @@ jupyter_client waits as it is (``GDLAB_POLL_SLICES=0`` for the fresh processes).
 
 A run that takes longer than ``--threshold`` seconds counts as a stall: the Python stacks of every Python process of
 its tree (the client, jupyter-cache's pool workers, the kernels) are dumped with py-spy (``pip install py-spy``; run
-as root or with ptrace permission), with each thread's state and kernel wait channel from ``/proc``, into
+as root or with ptrace permission), with each thread's state and kernel wait channel from ``/proc`` (and in ``nbclient``
+mode the stacks of the client's asyncio tasks, which the worker prints on SIGUSR1), into
 ``--out/stall-<run>.txt``; then the whole tree is killed and the loop goes on. Failures (non-zero exit) are counted
 separately and their output saved in ``--out``.
 
@@ -246,7 +251,18 @@ def command(args: argparse.Namespace, notebook: Path, work: Path, index: int) ->
     uris = [cache.add_nb_to_project(str(p)).uri for p in (notebook, args.partner)]
     # gdlab_parallel's runner, with the build's timeout; allow_errors False as in _config.yml
     cmd, env = gdlab_parallel.runner_command(str(cache_dir), args.cache_timeout, False, uris)
+    if args.mode == "cache-fork":
+        cmd[2] = _LOOP_FIRST + cmd[2]
     return cmd, {"cache": cache_dir, "uri": uris[0], "env": env}
+
+
+#: cache-fork mode: what runs before gdlab_parallel's runner, in the same process.
+_LOOP_FIRST = """
+from jupyter_core.utils import run_sync
+async def _nothing():
+    pass
+run_sync(_nothing)()
+"""
 
 
 def result(args: argparse.Namespace, run: Run, stdout: str, info: dict) -> None:
@@ -254,7 +270,7 @@ def result(args: argparse.Namespace, run: Run, stdout: str, info: dict) -> None:
     if args.mode == "nbclient":
         data = json.loads(stdout.strip().splitlines()[-1])
         run.seconds, run.kernel_ready = data["seconds"], data["kernel_ready"]
-    elif args.mode == "cache":
+    elif args.mode in ("cache", "cache-fork"):
         from jupyter_cache import get_cache
 
         cache = get_cache(str(info["cache"]))
@@ -343,7 +359,7 @@ def summary(name: str, values: list[float]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50, help="fresh-process executions (default 50)")
-    parser.add_argument("--mode", choices=["nbclient", "cache", "nbval", "teaching"], default="nbclient")
+    parser.add_argument("--mode", choices=["nbclient", "cache", "cache-fork", "nbval", "teaching"], default="nbclient")
     parser.add_argument("--notebook", choices=["book", "student"], default="book",
                         help="book/01_nonconvexity.ipynb or its exported student notebook")
     parser.add_argument("--partner", type=Path, default=BOOK / "02_gradient_flow.ipynb",
