@@ -4,7 +4,8 @@
 
 Each notebook runs on a fresh kernel, with ``book/`` as working directory. Afterwards only the checked
 cells keep their outputs and execution counts; every other cell is cleared (figures are made again by the book build,
-and a notebook stays small). A notebook whose execution fails is left unchanged and the script exits with status 1.
+and a notebook stays small). A notebook whose execution fails (a cell raises, or a cell or the kernel does not answer
+within the cell timeout, ``execute: timeout`` of ``_config.yml``) is left unchanged and the script exits with status 1.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import sys
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
+from gdlab_execution import NotebookExecutionError, execute_notebook  # noqa: E402
 
 #: nbval's cell tag for "compare this cell's output with the stored one" (honoured by ``pytest --nbval-lax``); the
 #: book marks its checked cells with it, not with nbval's ``# NBVAL_CHECK_OUTPUT`` comment, which readers would see.
@@ -41,12 +43,10 @@ def keep_checked_outputs(nb) -> int:
 
 def store(path: Path) -> bool:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(path.parent)}})
-    try:
-        client.execute()
-    except CellExecutionError as err:
-        print(f"{path}: execution failed, left unchanged\n{err}", file=sys.stderr)
+    try:  # a stalled kernel or cell fails after the cell timeout (book/_ext/gdlab_execution.py)
+        execute_notebook(nb, str(path), path.parent, record_timing=False)
+    except NotebookExecutionError as err:
+        print(f"{err}\n{path} left unchanged\n{err.__cause__}", file=sys.stderr)
         return False
     nb.metadata.pop("widgets", None)  # widget state of the executed explorer: not needed, and large
     kept = keep_checked_outputs(nb)

@@ -31,7 +31,9 @@ SCRIPTS = ROOT / "scripts"
 CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
 
 sys.path.insert(0, str(SCRIPTS))
+sys.path.insert(0, str(BOOK / "_ext"))
 from export_student_notebooks import ExportError, strip_solutions  # noqa: E402
+from gdlab_execution import execute_notebook  # noqa: E402
 
 # Code that appears only inside solutions (chapter -> strings), and the markup of solutions.
 SOLUTION_CODE = {
@@ -99,11 +101,10 @@ def test_export_removes_solutions_and_outputs(exported, path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_exported_notebook_executes(exported, path):
-    """A fresh kernel runs the student notebook from book/ without error; every check says "not answered yet"."""
-    from nbclient import NotebookClient
-
+    """A fresh kernel runs the student notebook from book/ without error; every check says "not answered yet". A
+    stalled kernel fails within the cell timeout (book/_ext/gdlab_execution.py), naming the notebook and the cell."""
     nb = nbformat.read(exported / path.name, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}}).execute()
+    execute_notebook(nb, f"student notebook {path.name}", BOOK)
     checks = [c for c in nb.cells if _is_check_cell(c)]
     assert checks
     for cell in checks:

@@ -16,6 +16,7 @@ Set ``gdlab_parallel: false`` (``sphinx: config``) to leave execution to myst-nb
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,28 +68,54 @@ def execute_in_parallel(app: Sphinx) -> None:
     uris = [cache.add_nb_to_project(str(path)).uri for path in todo]
     logger.info(f"[gdlab_parallel] executing {len(uris)} notebooks in parallel")
     # In a separate interpreter, not in a pool forked from this Sphinx process: forked from here, the first chapter's
-    # notebook stalled for ~2 minutes in 3 of 7 clean builds (cause unknown); from a fresh interpreter, in none of 6.
-    proc = subprocess.run([sys.executable, "-c", _RUNNER, cache_path(app), str(app.config.nb_execution_timeout),
-                           str(bool(app.config.nb_execution_allow_errors)), *uris],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or proc.stdout.strip() != "0":  # myst-nb executes these again while reading, and reports
-        logger.info(f"[gdlab_parallel] some notebooks failed ({proc.stdout.strip() or proc.returncode}); "
-                    "myst-nb will run and report them")
+    # notebook stalled for ~2 minutes (the timeout then) in 3 of 7 clean builds; from a fresh interpreter, in none of 6.
+    # See book/_ext/gdlab_execution.py (issue 20) for what such a stall is and what the runner does against it.
+    args, env = runner_command(cache_path(app), app.config.nb_execution_timeout,
+                               bool(app.config.nb_execution_allow_errors), uris)
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or lines[:1] != ["0"]:  # myst-nb executes these again while reading, and reports
+        failed = "; ".join(lines[1:]) or f"runner exit status {proc.returncode}"
+        logger.info(f"[gdlab_parallel] not executed here: {failed}; myst-nb will run and report them")
 
 
-#: The runner: jupyter-cache's multi-process executor on the given project notebooks; prints the number that failed.
+def runner_command(cache: str, timeout: float, allow_errors: bool, uris: list[str]) -> tuple[list[str], dict]:
+    """The command line and environment of the runner below (also used by ``benchmarks/stall_loop.py``)."""
+    here = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
+    return [sys.executable, "-c", _RUNNER, cache, str(timeout), str(allow_errors), *uris], env
+
+
+#: The runner: jupyter-cache's multi-process executor on the given project notebooks, its kernel clients waiting in
+#: slices (``gdlab_execution.poll_in_slices``; the pool's forked workers inherit it). Prints the number that failed,
+#: then one line per failed notebook: its file name and the exception of its traceback (a stalled kernel: nbclient's
+#: CellTimeoutError after the cell timeout, ``execute: timeout`` of ``_config.yml``).
 _RUNNER = """
-import sys
+import re, sys
+from pathlib import Path
+import gdlab_execution
+gdlab_execution.poll_in_slices()
 from jupyter_cache import get_cache
 from jupyter_cache.executors import load_executor
 cache = get_cache(sys.argv[1])
 executor = load_executor("local-parallel", cache=cache, logger=None)
 result = executor.run_and_cache(filter_uris=sys.argv[4:], timeout=float(sys.argv[2]), allow_errors=sys.argv[3] == "True")
-print(len(result.excepted) + len(result.errored))
+failed = [*result.excepted, *result.errored]
+print(len(failed))
+for uri in failed:
+    lines = (cache.get_project_record(uri).traceback or "").splitlines()
+    errors = [l for l in lines if re.match(r"[A-Za-z_][\\w.]*(Error|Exception|Interrupt)\\b", l)]
+    print(f"{Path(uri).name} ({errors[-1][:200] if errors else 'failed'})")
 """
 
 
 def setup(app: Sphinx) -> dict:
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import gdlab_execution
+
+    gdlab_execution.poll_in_slices()  # for the notebooks myst-nb executes in this process
     app.add_config_value("gdlab_parallel", True, "env")
     app.connect("builder-inited", execute_in_parallel)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
