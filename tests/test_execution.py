@@ -24,6 +24,16 @@ from gdlab_execution import NotebookExecutionError, cell_timeout, execute_notebo
 OVERHEAD_S = 15.0
 
 
+
+def run_fresh(coro):
+    """``asyncio.run(coro)`` in a thread of its own: earlier tests of the suite (nbclient, jupyter_core's run_sync) can
+    leave an event loop running in the main thread, where ``asyncio.run`` refuses to start."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
 def _notebook(*sources: str):
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
 
@@ -122,21 +132,19 @@ def _unsliced():
 def test_lost_wakeup_lasts_the_whole_timeout_then_succeeds():
     """The mechanism of the stalls seen (their length was the client's timeout, and the notebook then passed):
     jupyter_client's asyncio get_msg, with its wake-up lost, returns the waiting reply only when its timeout ends."""
-    import asyncio
 
-    seconds, msg = asyncio.run(_wait_with_lost_wakeup(_unsliced(), 2.0))
+    seconds, msg = run_fresh(_wait_with_lost_wakeup(_unsliced(), 2.0))
     assert msg["msg_type"] == "execute_reply"
     assert 1.9 <= seconds < 3.0
 
 
 def test_sliced_get_msg_bounds_a_lost_wakeup_and_keeps_the_timeout():
-    import asyncio
     from queue import Empty
 
     from gdlab_execution import sliced_get_msg
 
     sliced = sliced_get_msg(_unsliced(), slice_s=0.25)
-    seconds, msg = asyncio.run(_wait_with_lost_wakeup(sliced, 30.0))
+    seconds, msg = run_fresh(_wait_with_lost_wakeup(sliced, 30.0))
     assert msg["msg_type"] == "execute_reply" and seconds < 1.0  # at the end of the first slice after 0.2 s
 
     async def nothing_arrives():
@@ -155,7 +163,7 @@ def test_sliced_get_msg_bounds_a_lost_wakeup_and_keeps_the_timeout():
         finally:
             socket.close(linger=0)
 
-    assert 0.55 <= asyncio.run(nothing_arrives()) < 1.0  # Empty after the whole timeout, not after a slice
+    assert 0.55 <= run_fresh(nothing_arrives()) < 1.0  # Empty after the whole timeout, not after a slice
 
 
 def test_project_execution_polls_in_slices(tmp_path):
