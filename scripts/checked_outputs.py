@@ -23,7 +23,6 @@ import argparse
 import copy
 import json
 import re
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -108,21 +107,21 @@ def _kernel_manager_class():
     return CurrentEnvKernelManager
 
 
-def run_notebook(path: Path, timeout: int = 300) -> dict:
+def run_notebook(path: Path) -> dict:
+    """Execute ``path`` (every cell, errors kept as outputs) within the book's cell timeout
+    (``gdlab_execution.execute_notebook``) and compare its checked cells with the stored outputs."""
     import nbformat
-    from nbclient import NotebookClient
     from nbval.kernel import CURRENT_ENV_KERNEL_NAME
 
-    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "book" / "_ext")]
+    from gdlab_execution import execute_notebook
     from store_outputs import is_checked
 
     nb = nbformat.read(path, as_version=4)
     stored = {i: comparable(cell.outputs) for i, cell in enumerate(nb.cells) if is_checked(cell)}
-    client = NotebookClient(nb, timeout=timeout, kernel_name=CURRENT_ENV_KERNEL_NAME,
-                            kernel_manager_class=_kernel_manager_class(), allow_errors=True, record_timing=False,
-                            resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
-    client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log (as nbval does); the cells' stderr is kept
+    execute_notebook(nb, str(path), path.parent, kernel_name=CURRENT_ENV_KERNEL_NAME,
+                     kernel_manager_class=_kernel_manager_class(), allow_errors=True, record_timing=False)
     seconds = time.perf_counter() - start
     errors, stderr, checked = [], [], []
     for i, cell in enumerate(nb.cells):

@@ -102,13 +102,14 @@ def test_checked_outputs_on_path(path):
     assert done.returncode == 0, f"checked outputs differ on the {path} path:\n{tail}"
 
 
-def test_power_a_round_off_value_fails_on_the_other_path(tmp_path):
+def test_power_a_round_off_value_fails_on_the_other_path(tmp_path, monkeypatch):
     """Power test: a checked cell that prints round-off as a value (the largest relative error of numpy's ``exp``
     over 10^4 arguments, 1.1e-16 on one path and 1.3e-16 on the other) passes nbval on the path that stored it and
     fails on the other, so the test above would catch such an output."""
     skip_unless_available("avx512")
     nbformat = pytest.importorskip("nbformat")
-    from nbclient import NotebookClient
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from gdlab_execution import execute_notebook
 
     cell = nbformat.v4.new_code_cell("import numpy as np\n"
                                      "x = np.random.default_rng(0).standard_normal(10_000)\n"
@@ -116,14 +117,11 @@ def test_power_a_round_off_value_fails_on_the_other_path(tmp_path):
                                      "print(f'{float(np.max(np.abs(np.exp(x) - exact) / exact)):.1e}')")
     cell.metadata["tags"] = ["nbval-check-output"]
     nb = nbformat.v4.new_notebook(cells=[cell])
-    saved_env = dict(os.environ)
-    try:
-        os.environ.clear()
-        os.environ.update(path_env("avx2"))  # the kernel inherits this environment
-        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
+    for key in VARIABLES:  # the kernel inherits this environment: the avx2 path's
+        monkeypatch.delenv(key, raising=False)
+    for key, value in PATHS["avx2"].items():
+        monkeypatch.setenv(key, value)
+    execute_notebook(nb, "round_off.ipynb", tmp_path)
     nbformat.write(nb, tmp_path / "round_off.ipynb")
     assert run_nbval("round_off.ipynb", "avx2", tmp_path).returncode == 0
     failed = run_nbval("round_off.ipynb", "avx512", tmp_path)
